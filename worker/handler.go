@@ -1,0 +1,217 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/orgconn/orgconn/worker/mgmt"
+)
+
+// later is a handler result that puts the task back without spending an
+// attempt: not its pair's turn yet, throttled, or the worker is stopping.
+type later struct {
+	reason string
+	after  time.Duration
+}
+
+func (e *later) Error() string { return "not done yet: " + e.reason }
+
+// failed is an attempt that failed in a way that may pass; it spends an
+// attempt and is retried with back-off.
+type failed struct{ outcome Outcome }
+
+func (e *failed) Error() string { return e.outcome.String() }
+
+// isFailure tells asynq which errors spend an attempt.
+func isFailure(err error) bool {
+	var l *later
+	return !errors.As(err, &l)
+}
+
+// retryDelay tells asynq when to run a task again: a put-back task soon (with
+// jitter), a failed one after exponential back-off with jitter.
+func retryDelay(backoffBase, backoffMax time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		var l *later
+		if errors.As(err, &l) {
+			return jitter(l.after)
+		}
+		d := backoffBase << min(n, 20)
+		if d <= 0 || d > backoffMax {
+			d = backoffMax
+		}
+		return jitter(d)
+	}
+}
+
+// jitter returns a duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// handler executes TypeChange tasks.
+type handler struct {
+	ledger      *ledger.Ledger
+	api         API
+	inspector   *asynq.Inspector
+	queue       string
+	maxAttempts int
+	lease       time.Duration
+	waitDelay   time.Duration
+	instance    string
+	log         *slog.Logger
+	now         func() time.Time
+	observe     func(Outcome) // for metrics and tests; may be nil
+}
+
+// ProcessTask runs one delivery of a change task.
+func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	id, _ := asynq.GetTaskID(ctx)
+	p, err := jobs.DecodePayload(t.Payload())
+	if err != nil {
+		h.log.Error("task payload cannot be read; archived", "task_id", id, "err", err)
+		return fmt.Errorf("%s: %v: %w", ReasonBadPayload, err, asynq.SkipRetry)
+	}
+	c := p.Change
+	log := h.log.With("task_id", id, "batch", p.Origin.Batch, "line", p.Origin.Line, "org_id", c.OrgID, "connection_id", c.ConnectionID, "action", string(c.Action))
+	holder := id + "@" + h.instance + "/" + randomHex()
+
+	cl, err := h.ledger.Claim(ctx, c, id, holder, h.lease)
+	if err != nil {
+		log.Warn("cannot claim the change; will try again", "err", err)
+		return &later{reason: "ledger unavailable", after: 2 * time.Second}
+	}
+	switch cl.State {
+	case ledger.Gone:
+		log.Debug("change already resolved; repeated delivery ignored")
+		return nil
+	case ledger.NotHead, ledger.Leased:
+		return &later{reason: "an earlier change to the same pair is pending", after: h.waitDelay}
+	}
+
+	if cl.Successor != "" && jobs.Covers(cl.SuccessorShape, jobs.ShapeOf(c)) {
+		if err := h.resolve(ctx, p, id, holder, ledger.Superseded, nil); err != nil {
+			log.Warn("cannot record superseded change; will try again", "err", err)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		log.Info("superseded", "by", cl.Successor)
+		h.report(Outcome{Kind: Done, Reason: "superseded"})
+		return nil
+	}
+
+	stopRenewing := h.keepLease(ctx, c, holder, log)
+	err = apply(mgmt.WithCorrelationID(ctx, id), h.api, c)
+	stopRenewing()
+	o := Classify(err)
+	attempt, _ := asynq.GetRetryCount(ctx)
+	attempt++ // attempts so far, this one included
+	if o.Kind == Retry && attempt >= h.maxAttempts {
+		o = Outcome{Kind: Dead, Reason: ReasonExhausted, Status: o.Status, ErrorCode: o.ErrorCode,
+			Message: fmt.Sprintf("%d attempts failed; last: %s: %s", attempt, o.Reason, o.Message)}
+	}
+	h.report(o)
+
+	switch o.Kind {
+	case Done:
+		if err := h.resolve(ctx, p, id, holder, ledger.Applied, nil); err != nil {
+			// Applied but not recorded: the next delivery applies it again,
+			// which is harmless, then records it.
+			log.Warn("applied but cannot record it; will repeat", "err", err)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		log.Info("applied")
+		return nil
+	case Dead:
+		dl := &ledger.DeadLetter{
+			TaskID: id, Batch: p.Origin.Batch, Line: p.Origin.Line, Event: p.Origin.Event, Change: c,
+			Reason: string(o.Reason), Status: o.Status, ErrorCode: o.ErrorCode, Message: o.Message,
+			Attempts: attempt, At: h.now().UTC(),
+		}
+		if err := h.resolve(ctx, p, id, holder, ledger.Dead, dl); err != nil {
+			log.Warn("cannot record dead letter; will try again", "err", err)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		log.Warn("dead letter", "status", o.Status, "reason", string(o.Reason), "message", o.Message, "attempts", attempt)
+		return fmt.Errorf("%s: %w", o, asynq.SkipRetry)
+	}
+
+	h.release(c, holder, log)
+	switch o.Kind {
+	case Retry:
+		log.Warn("attempt failed; will retry", "status", o.Status, "reason", string(o.Reason), "message", o.Message, "attempt", attempt, "max_attempts", h.maxAttempts)
+		return &failed{o}
+	default: // Interrupted, or Throttled when the context ended while waiting
+		log.Info("put back", "reason", string(o.Reason))
+		return &later{reason: string(o.Reason), after: time.Second}
+	}
+}
+
+// resolve records the outcome and wakes the pair's next change, which may be
+// sleeping in the retry set after finding that it was not its turn.
+func (h *handler) resolve(ctx context.Context, p jobs.Payload, id, holder string, o ledger.Outcome, dl *ledger.DeadLetter) error {
+	// Record even if the task's context is ending: the API call is done.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	next, _, err := h.ledger.Resolve(ctx, p, id, holder, o, dl)
+	if err != nil {
+		return err
+	}
+	if next != "" && h.inspector != nil {
+		// Fails harmlessly when next is already pending or running.
+		_ = h.inspector.RunTask(h.queue, next)
+	}
+	return nil
+}
+
+func (h *handler) release(c jobs.Change, holder string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.ledger.Release(ctx, c, holder); err != nil {
+		log.Warn("cannot release the pair lease; it expires by itself", "err", err)
+	}
+}
+
+// keepLease renews the pair lease until the returned function is called.
+func (h *handler) keepLease(ctx context.Context, c jobs.Change, holder string, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(h.lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.lease/3)
+				ok, err := h.ledger.Extend(rctx, c, holder, h.lease)
+				cancel()
+				if err == nil && !ok {
+					log.Error("pair lease lost while working on the change: another delivery may act on the pair")
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (h *handler) report(o Outcome) {
+	if h.observe != nil {
+		h.observe(o)
+	}
+}
+
+// randomHex returns 8 random hex digits: enough to tell two deliveries of
+// one task apart in a lease.
+func randomHex() string { return fmt.Sprintf("%08x", rand.Uint32()) }

@@ -1,0 +1,137 @@
+package ledger
+
+import "github.com/redis/go-redis/v9"
+
+// Every script touches only keys under the ledger's {prefix} hash tag, so it
+// runs on one node of a Redis Cluster. Outcome bytes in the batch's out
+// string: "p" pending (accepted), "a" applied, "s" superseded, "d" dead
+// letter; "\0" (or past the end) means the line was never accepted.
+
+// acceptScript records rows of one batch as accepted, each exactly once.
+//
+// KEYS[1] batch hash, KEYS[2] batch out string, KEYS[3] batches index;
+// then for row i: KEYS[3+2i-1] its pair hash, KEYS[3+2i] its pair queue.
+// ARGV[1] batch name, ARGV[2] retention in seconds, ARGV[3] source,
+// then for row i: ARGV[3+3i-2] line, ARGV[3+3i-1] task id, ARGV[3+3i] shape.
+// Returns one integer per row: 1 newly accepted, 2 accepted before and still
+// pending, 0 accepted before and resolved.
+var acceptScript = redis.NewScript(`
+local now = redis.call('TIME')[1]
+local res = {}
+local added = 0
+local n = (#ARGV - 3) / 3
+for i = 1, n do
+  local line = tonumber(ARGV[3 + 3*i - 2])
+  local task = ARGV[3 + 3*i - 1]
+  local prev = redis.call('GETRANGE', KEYS[2], line, line)
+  if prev == 'p' then
+    res[i] = 2
+  elseif prev ~= '' and prev ~= '\0' then
+    res[i] = 0
+  else
+    redis.call('SETRANGE', KEYS[2], line, 'p')
+    local pair, q = KEYS[3 + 2*i - 1], KEYS[3 + 2*i]
+    local seq = redis.call('HINCRBY', pair, 'seq', 1)
+    redis.call('HSET', pair, 'd:' .. task, ARGV[3 + 3*i])
+    redis.call('ZADD', q, seq, task)
+    added = added + 1
+    res[i] = 1
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'created', now, 'source', ARGV[3])
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[1], 'total', added)
+  redis.call('HINCRBY', KEYS[1], 'pending', added)
+  redis.call('HSET', KEYS[1], 'updated', now)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return res
+`)
+
+// claimScript lets the holder act on its change if the change is the head of
+// its pair's queue and no one else holds the pair's lease.
+//
+// KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease.
+// ARGV[1] task id, ARGV[2] holder, ARGV[3] lease in milliseconds.
+// Returns {0} gone (not pending: resolved before), {1, head} not the head,
+// {2} leased by another holder, {3, successor id or "", successor shape or
+// ""} claimed.
+var claimScript = redis.NewScript(`
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return {0}
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 1)
+if head[1] ~= ARGV[1] then
+  return {1, head[1]}
+end
+local cur = redis.call('GET', KEYS[3])
+if cur and cur ~= ARGV[2] then
+  return {2}
+end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+local nxt = head[2] or ''
+local shape = ''
+if nxt ~= '' then
+  shape = redis.call('HGET', KEYS[2], 'd:' .. nxt) or ''
+end
+return {3, nxt, shape}
+`)
+
+// resolveScript records the final outcome of a pending change, frees its
+// pair for the next change and names that change.
+//
+// KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease, KEYS[4] batch
+// hash, KEYS[5] batch out string, KEYS[6] batch dead-letter hash.
+// ARGV[1] task id, ARGV[2] holder, ARGV[3] outcome byte (a, s or d),
+// ARGV[4] line, ARGV[5] dead-letter record (JSON, for d), ARGV[6] counter
+// field (applied, superseded or dead), ARGV[7] retention in seconds.
+// Returns {0} when the change was not pending (resolved before), else {1,
+// next head id or ""}.
+var resolveScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return {0}
+end
+redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1])
+if redis.call('GET', KEYS[3]) == ARGV[2] then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('SETRANGE', KEYS[5], tonumber(ARGV[4]), ARGV[3])
+redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
+redis.call('HINCRBY', KEYS[4], 'pending', -1)
+redis.call('HSET', KEYS[4], 'updated', redis.call('TIME')[1])
+if ARGV[3] == 'd' then
+  redis.call('HSET', KEYS[6], ARGV[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[6], ARGV[7])
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0)
+if #nxt == 0 then
+  redis.call('DEL', KEYS[2])
+  return {1, ''}
+end
+return {1, nxt[1]}
+`)
+
+// releaseScript drops the pair lease if the holder still has it.
+//
+// KEYS[1] pair lease. ARGV[1] holder. Returns 1 if released.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// extendScript renews the pair lease if the holder still has it.
+//
+// KEYS[1] pair lease. ARGV[1] holder, ARGV[2] lease in milliseconds.
+// Returns 1 if renewed, 0 if the lease was lost.
+var extendScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)

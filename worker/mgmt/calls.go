@@ -1,0 +1,137 @@
+package mgmt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// EnabledConnection is a connection as enabled for an organization.
+type EnabledConnection struct {
+	ConnectionID            string `json:"connection_id"`
+	AssignMembershipOnLogin bool   `json:"assign_membership_on_login"`
+	ShowAsButton            bool   `json:"show_as_button"`
+	IsSignupEnabled         bool   `json:"is_signup_enabled"`
+	Connection              struct {
+		Name     string `json:"name"`
+		Strategy string `json:"strategy"`
+	} `json:"connection"`
+}
+
+// Settings are the three flags of an enable or update. A nil field is not
+// sent, which leaves the setting as it is (or the API default on enable).
+type Settings struct {
+	AssignMembershipOnLogin *bool `json:"assign_membership_on_login,omitempty"`
+	IsSignupEnabled         *bool `json:"is_signup_enabled,omitempty"`
+	ShowAsButton            *bool `json:"show_as_button,omitempty"`
+}
+
+// Empty reports whether no flag is set.
+func (s Settings) Empty() bool {
+	return s.AssignMembershipOnLogin == nil && s.IsSignupEnabled == nil && s.ShowAsButton == nil
+}
+
+// Page is one page of a list.
+type Page struct {
+	Connections []EnabledConnection
+	Start       int // index of the first item
+	Total       int // total items; -1 when the API did not say
+}
+
+// MaxPerPage is the largest page size the API accepts.
+const MaxPerPage = 100
+
+func orgPath(orgID string) string {
+	return "/organizations/" + url.PathEscape(orgID) + "/enabled_connections"
+}
+
+func connPath(orgID, connectionID string) string {
+	return orgPath(orgID) + "/" + url.PathEscape(connectionID)
+}
+
+// List returns one page (0-based) of the organization's enabled connections,
+// asking for totals. It accepts either answer shape: the object with totals
+// or a bare array.
+func (c *Client) List(ctx context.Context, orgID string, page, perPage int) (Page, error) {
+	q := url.Values{}
+	q.Set("page", strconv.Itoa(page))
+	q.Set("per_page", strconv.Itoa(perPage))
+	q.Set("include_totals", "true")
+	var raw json.RawMessage
+	if err := c.do(ctx, request{class: Read, method: http.MethodGet, path: orgPath(orgID), query: q, want: http.StatusOK}, &raw); err != nil {
+		return Page{}, err
+	}
+	var withTotals struct {
+		Connections []EnabledConnection `json:"enabled_connections"`
+		Start       int                 `json:"start"`
+		Total       int                 `json:"total"`
+	}
+	if len(raw) > 0 && raw[0] == '[' {
+		var bare []EnabledConnection
+		if err := json.Unmarshal(raw, &bare); err != nil {
+			return Page{}, fmt.Errorf("GET %s: decode list: %w", orgPath(orgID), err)
+		}
+		return Page{Connections: bare, Start: page * perPage, Total: -1}, nil
+	}
+	if err := json.Unmarshal(raw, &withTotals); err != nil {
+		return Page{}, fmt.Errorf("GET %s: decode list: %w", orgPath(orgID), err)
+	}
+	return Page{Connections: withTotals.Connections, Start: withTotals.Start, Total: withTotals.Total}, nil
+}
+
+// ListAll returns every enabled connection of the organization, reading pages
+// of 100 until the total is reached or a page comes back short or empty.
+func (c *Client) ListAll(ctx context.Context, orgID string) ([]EnabledConnection, error) {
+	var all []EnabledConnection
+	for page := 0; page < 10000; page++ {
+		p, err := c.List(ctx, orgID, page, MaxPerPage)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Connections...)
+		if len(p.Connections) == 0 || len(p.Connections) < MaxPerPage && p.Total < 0 || p.Total >= 0 && p.Start+len(p.Connections) >= p.Total {
+			return all, nil
+		}
+	}
+	return nil, fmt.Errorf("GET %s: more than 10000 pages", orgPath(orgID))
+}
+
+// Get returns one enabled connection; a 404 means the organization is unknown
+// or the connection is not enabled for it.
+func (c *Client) Get(ctx context.Context, orgID, connectionID string) (EnabledConnection, error) {
+	var out EnabledConnection
+	err := c.do(ctx, request{class: Read, method: http.MethodGet, path: connPath(orgID, connectionID), want: http.StatusOK}, &out)
+	return out, err
+}
+
+// Enable enables the connection for the organization with the given
+// settings (201). An already enabled connection may answer 409.
+func (c *Client) Enable(ctx context.Context, orgID, connectionID string, s Settings) (EnabledConnection, error) {
+	body := struct {
+		ConnectionID string `json:"connection_id"`
+		Settings
+	}{connectionID, s}
+	var out EnabledConnection
+	err := c.do(ctx, request{class: Write, method: http.MethodPost, path: orgPath(orgID), body: body, want: http.StatusCreated}, &out)
+	return out, err
+}
+
+// Update changes the settings of an enabled connection (200). s must set at
+// least one flag.
+func (c *Client) Update(ctx context.Context, orgID, connectionID string, s Settings) (EnabledConnection, error) {
+	if s.Empty() {
+		return EnabledConnection{}, fmt.Errorf("PATCH %s: no setting to change", connPath(orgID, connectionID))
+	}
+	var out EnabledConnection
+	err := c.do(ctx, request{class: Write, method: http.MethodPatch, path: connPath(orgID, connectionID), body: s, want: http.StatusOK}, &out)
+	return out, err
+}
+
+// Remove disables the connection for the organization (204). A connection
+// that is not enabled may answer 404.
+func (c *Client) Remove(ctx context.Context, orgID, connectionID string) error {
+	return c.do(ctx, request{class: Write, method: http.MethodDelete, path: connPath(orgID, connectionID), want: http.StatusNoContent}, nil)
+}

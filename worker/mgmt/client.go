@@ -1,0 +1,297 @@
+// Package mgmt is a client for the part of the Auth0 Management API that
+// orgconn drives: an organization's enabled connections (list, get, enable,
+// update, remove).
+//
+// Each call makes one HTTP request (two when a 401 makes it refresh the token
+// once) and returns the decoded body or a typed error: *APIError for an HTTP
+// answer other than success, *NetworkError when no answer came, *TokenError
+// when no token could be had. It does not retry or sleep on its own: retry
+// policy belongs to the caller. A Pacer, when configured, is asked before
+// every request and told about every answer, so a rate limiter sees every
+// call including follow-ups.
+package mgmt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultUserAgent is sent when Config.UserAgent is empty.
+const DefaultUserAgent = "orgconn (+https://github.com/orgconn/orgconn)"
+
+// Class is the rate-limit bucket a call draws from: Auth0 keeps reads and
+// writes of organization connections in separate buckets.
+type Class int
+
+// The two classes.
+const (
+	Read Class = iota
+	Write
+)
+
+func (c Class) String() string {
+	if c == Write {
+		return "write"
+	}
+	return "read"
+}
+
+// Exchange describes one request and what came back, for a Pacer.
+type Exchange struct {
+	Class      Class
+	Method     string
+	Status     int // 0 when no response came
+	RateLimit  RateLimit
+	RetryAfter time.Duration
+	Sent       time.Time // when the request was sent
+	Received   time.Time // when the response (or the failure) arrived
+}
+
+// Pacer paces calls; it is the seam where orgconn's rate limiter plugs in.
+type Pacer interface {
+	// Wait blocks until a call of class c may be sent, or ctx is done.
+	Wait(ctx context.Context, c Class) error
+	// Observe is told about every request once its outcome is known.
+	Observe(e Exchange)
+}
+
+// Config configures a Client. Only BaseURL and Tokens are required.
+type Config struct {
+	// BaseURL is the tenant's base URL, e.g. "https://acme.eu.auth0.com" or,
+	// for the simulator, "http://127.0.0.1:8080". See BaseURL.
+	BaseURL string
+	// Tokens supplies access tokens. Required.
+	Tokens TokenSource
+	// HTTPClient sends requests. Nil means a client with sane transport
+	// timeouts and enough idle connections for a busy worker.
+	HTTPClient *http.Client
+	// Timeout bounds each request, from sending to reading the body. Zero
+	// means 30 seconds.
+	Timeout time.Duration
+	// UserAgent names orgconn and its version. Empty means DefaultUserAgent.
+	UserAgent string
+	// Pacer, when not nil, is waited on before and told after every request.
+	Pacer Pacer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client calls the Management API. Safe for concurrent use.
+type Client struct {
+	base      string
+	tokens    TokenSource
+	http      *http.Client
+	timeout   time.Duration
+	userAgent string
+	pacer     Pacer
+	now       func() time.Time
+}
+
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("mgmt: Config.BaseURL is empty")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("mgmt: Config.Tokens is nil")
+	}
+	c := &Client{
+		base:      strings.TrimRight(cfg.BaseURL, "/"),
+		tokens:    cfg.Tokens,
+		http:      cfg.HTTPClient,
+		timeout:   cfg.Timeout,
+		userAgent: cfg.UserAgent,
+		pacer:     cfg.Pacer,
+		now:       cfg.Now,
+	}
+	if c.timeout <= 0 {
+		c.timeout = 30 * time.Second
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient(c.timeout)
+	}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// BaseURL turns an AUTH0_DOMAIN value into a base URL: a bare host such as
+// "acme.eu.auth0.com" becomes "https://acme.eu.auth0.com"; a full URL such as
+// "http://127.0.0.1:8080" is kept (without a trailing slash). Paths, queries,
+// user info and fragments are refused.
+func BaseURL(domain string) (string, error) {
+	d := strings.TrimSpace(domain)
+	if d == "" {
+		return "", errors.New("AUTH0_DOMAIN is empty: set it to your tenant's domain, e.g. acme.eu.auth0.com")
+	}
+	if !strings.Contains(d, "://") {
+		d = "https://" + d
+	}
+	u, err := url.Parse(d)
+	if err != nil {
+		return "", fmt.Errorf("AUTH0_DOMAIN %q is not a host or URL: %v", cut(domain, 80), err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return "", fmt.Errorf("AUTH0_DOMAIN %q: scheme %q, want https (or http for a local simulator)", cut(domain, 80), u.Scheme)
+	}
+	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("AUTH0_DOMAIN %q: want a host such as acme.eu.auth0.com or a URL with nothing after the host", cut(domain, 80))
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+func defaultHTTPClient(timeout time.Duration) *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{Transport: t, Timeout: timeout}
+}
+
+type correlationKey struct{}
+
+// WithCorrelationID returns a context whose write requests carry id in the
+// X-Correlation-ID header (cut to 64 characters), which shows up in the
+// tenant's logs. orgconn uses the task id.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// request is one call to make.
+type request struct {
+	class  Class
+	method string
+	path   string // escaped path under /api/v2
+	query  url.Values
+	body   any
+	want   int // the success status
+}
+
+// do sends r (refreshing the token once on a 401) and decodes a success body
+// into out when out is not nil.
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	var body []byte
+	if r.body != nil {
+		var err error
+		if body, err = json.Marshal(r.body); err != nil {
+			return fmt.Errorf("%s %s: encode body: %w", r.method, r.path, err)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		token, err := c.tokens.Token(ctx)
+		if err != nil {
+			return err
+		}
+		data, err := c.send(ctx, r, body, token)
+		var ae *APIError
+		if attempt == 0 && errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			if _, static := c.tokens.(StaticToken); !static {
+				c.tokens.Invalidate(token)
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("%s %s: decode %d response: %w", r.method, r.path, r.want, err)
+			}
+		}
+		return nil
+	}
+}
+
+// send makes one HTTP request and returns the body of a success response.
+func (c *Client) send(ctx context.Context, r request, body []byte, token string) ([]byte, error) {
+	if c.pacer != nil {
+		if err := c.pacer.Wait(ctx, r.class); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := c.base + "/api/v2" + r.path
+	if len(r.query) > 0 {
+		u += "?" + r.query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: build request: %w", r.method, r.path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if id, ok := ctx.Value(correlationKey{}).(string); ok && id != "" && r.class == Write {
+		req.Header.Set("X-Correlation-ID", id)
+	}
+	ex := Exchange{Class: r.class, Method: r.method, Sent: c.now()}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		ex.Received = c.now()
+		c.observe(ex)
+		if ctxErr := context.Cause(ctx); ctxErr != nil && errors.Is(err, ctxErr) && !errors.Is(ctxErr, context.DeadlineExceeded) {
+			return nil, ctxErr // the caller gave up: not the network's fault
+		}
+		return nil, &NetworkError{Method: r.method, Path: r.path, Err: err}
+	}
+	defer resp.Body.Close()
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	ex.Received = c.now()
+	ex.Status = resp.StatusCode
+	ex.RateLimit = ParseRateLimit(resp.Header)
+	ex.RetryAfter = ParseRetryAfter(resp.Header, ex.Received)
+	c.observe(ex)
+	if readErr != nil {
+		return nil, &NetworkError{Method: r.method, Path: r.path, Err: fmt.Errorf("read %d response: %w", resp.StatusCode, readErr)}
+	}
+	if resp.StatusCode == r.want {
+		return data, nil
+	}
+	ae := &APIError{Method: r.method, Path: r.path, Status: resp.StatusCode, RateLimit: ex.RateLimit, RetryAfter: ex.RetryAfter}
+	var e struct {
+		Error     string `json:"error"`
+		Message   string `json:"message"`
+		ErrorCode string `json:"errorCode"`
+	}
+	if json.Unmarshal(data, &e) == nil {
+		ae.Reason, ae.Message, ae.ErrorCode = cut(e.Error, 80), cut(e.Message, 200), cut(e.ErrorCode, 80)
+	}
+	return nil, ae
+}
+
+func (c *Client) observe(e Exchange) {
+	if c.pacer != nil {
+		c.pacer.Observe(e)
+	}
+}

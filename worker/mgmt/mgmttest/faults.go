@@ -1,0 +1,93 @@
+package mgmttest
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// SetFaults replaces the injected faults while the server runs; requests already past a
+// decision keep it.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Faults = f
+}
+
+// currentFaults returns the faults in force.
+func (s *Server) currentFaults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Faults
+}
+
+// chance reports true with probability p, drawing from the seeded source only when p is
+// strictly between 0 and 1.
+func (s *Server) chance(p float64) bool {
+	if p <= 0 {
+		return false
+	}
+	if p >= 1 {
+		return true
+	}
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.Float64() < p
+}
+
+// latency returns the injected latency for one request: Latency plus a uniform draw in
+// [0, Jitter).
+func (s *Server) latency(f Faults) time.Duration {
+	d := max(f.Latency, 0)
+	if f.Jitter > 0 {
+		s.rngMu.Lock()
+		d += time.Duration(s.rng.Int64N(int64(f.Jitter)))
+		s.rngMu.Unlock()
+	}
+	return d
+}
+
+// delay waits the injected latency in real time. It reports false when ctx ended first.
+func (s *Server) delay(ctx context.Context) bool {
+	d := s.latency(s.currentFaults())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// beforeApply decides the faults injected after rate limiting: a 503, or a dropped connection.
+// ok is false when one was chosen. Called with s.mu held (the faults are read from s.cfg).
+func (s *Server) beforeApply() (res result, ok bool) {
+	f := s.cfg.Faults
+	if s.chance(f.Error5xx) {
+		res = fail(http.StatusServiceUnavailable, msgUnavailable, "")
+		res.fault = FaultError5xx
+		return res, false
+	}
+	if s.chance(f.Drop) {
+		return result{hangUp: true, fault: FaultDrop}, false
+	}
+	return result{}, true
+}
+
+// loseResponse decides whether the response to an applied write is lost. Called with s.mu held.
+func (s *Server) loseResponse() bool { return s.chance(s.cfg.Faults.LostResponse) }
+
+// hangUp closes the client connection without writing a response. It hijacks the connection
+// when the ResponseWriter allows it (HTTP/1.x through net/http); otherwise it panics with
+// http.ErrAbortHandler, which net/http turns into an aborted response without logging.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}

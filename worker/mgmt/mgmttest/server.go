@@ -1,0 +1,137 @@
+package mgmttest
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the simulated tenant. It implements http.Handler; build it with New. It is safe
+// for concurrent use.
+type Server struct {
+	now func() time.Time
+
+	// mu guards everything below except rng. Of cfg, only the fields SetBucket and SetFaults
+	// change (Global, Write, Read, Faults) need it; the others are fixed by New.
+	mu                  sync.Mutex
+	cfg                 Config
+	tenant              tenant
+	tokens              map[string]token
+	global, write, read bucket
+	headerTurn          uint64 // Alternate: even turns describe the global bucket, odd the endpoint one
+	stats               Stats
+
+	rngMu sync.Mutex // guards rng; taken after mu when both are held
+	rng   *rand.Rand
+}
+
+// New returns a tenant seeded from cfg (see Config for defaults), with every bucket full.
+func New(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	now := cfg.Now()
+	return &Server{
+		now:    cfg.Now,
+		cfg:    cfg,
+		tenant: newTenant(cfg.Seed, cfg.Orgs, cfg.Connections),
+		tokens: make(map[string]token),
+		global: newBucket(GlobalBucket, cfg.Global, now),
+		write:  newBucket(WriteBucket, cfg.Write, now),
+		read:   newBucket(ReadBucket, cfg.Read, now),
+		stats:  Stats{ByRoute: make(map[string]int), Faults: make(map[FaultKind]int)},
+		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f7267636f6e6e)),
+	}
+}
+
+// ServeHTTP serves POST /oauth/token, the /api/v2 organization enabled-connections calls and
+// the /sim/* admin endpoints; anything else is a 404. When a fault closes the connection and w
+// cannot be hijacked, it panics with http.ErrAbortHandler, as net/http expects.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/oauth/token":
+		s.serveToken(w, r)
+	case p == "/api/v2" || strings.HasPrefix(p, "/api/v2/"):
+		s.serveAPI(w, r)
+	case strings.HasPrefix(p, "/sim/"):
+		s.serveAdmin(w, r)
+	default:
+		writeJSON(w, http.StatusNotFound, apiError{StatusCode: http.StatusNotFound, Error: "Not Found", Message: "Not Found"})
+	}
+}
+
+// serveAPI runs one /api/v2 request through the checks in the order the package documents.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	rt, matched := matchRoute(r.Method, r.URL.EscapedPath())
+	if !matched {
+		s.mu.Lock()
+		now := s.now()
+		hdr := s.headersFor(r.Method, now)
+		s.record(r.Method, RouteUnknown, http.StatusNotFound, "", false, now)
+		s.mu.Unlock()
+		hdr.apply(w)
+		writeJSON(w, http.StatusNotFound, apiError{StatusCode: http.StatusNotFound, Error: "Not Found", Message: "Not Found"})
+		return
+	}
+	// Read the body first, whatever the method: net/http only watches for the client going
+	// away (cancelling r.Context()) once the body has been consumed, and the latency wait
+	// depends on that. It is read outside the lock, so a slow client cannot stall the tenant;
+	// what it says is only judged at the validation step.
+	req := apiRequest{route: rt, query: r.URL.Query(), contentType: r.Header.Get("Content-Type")}
+	req.body, req.bodyErr = readBody(r)
+	if !s.delay(r.Context()) {
+		s.mu.Lock()
+		s.record(r.Method, rt.template, 0, "", false, s.now())
+		s.mu.Unlock()
+		return
+	}
+
+	s.mu.Lock()
+	now := s.now()
+	res := s.decide(req, r.Header.Get("Authorization"), now)
+	var hdr rateHeaders
+	if !res.hangUp {
+		hdr = s.headersFor(r.Method, now)
+	}
+	status := res.status
+	if res.hangUp {
+		status = 0
+	}
+	wrote := rt.isWrite() && (res.succeeded() || res.fault == FaultLostResponse)
+	s.record(r.Method, rt.template, status, res.fault, wrote, now)
+	s.mu.Unlock()
+
+	if res.hangUp {
+		hangUp(w)
+		return
+	}
+	hdr.apply(w)
+	writeJSON(w, res.status, res.body)
+}
+
+// decide authenticates, rate-limits, injects faults and performs req. Called with s.mu held.
+func (s *Server) decide(req apiRequest, authorization string, now time.Time) result {
+	if res, ok := s.authorize(authorization, req.scope, now); !ok {
+		return res
+	}
+	if short := s.take(req.route.methodForBucket(), now); short != nil {
+		return fail(http.StatusTooManyRequests, short.name.limitMessage(), codeTooManyRequests)
+	}
+	if res, ok := s.beforeApply(); !ok {
+		return res
+	}
+	res := s.call(req)
+	if req.isWrite() && res.succeeded() && s.loseResponse() {
+		res.hangUp, res.fault = true, FaultLostResponse
+	}
+	return res
+}
+
+// methodForBucket returns the method whose endpoint bucket the call draws from.
+func (rt route) methodForBucket() string {
+	if rt.isWrite() {
+		return http.MethodPost
+	}
+	return http.MethodGet
+}

@@ -1,0 +1,153 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/ratelimit"
+)
+
+// Kind is what to do after an attempt.
+type Kind int
+
+// The kinds of outcome.
+const (
+	// Done: the change is in effect (or was already).
+	Done Kind = iota
+	// Throttled: the tenant's budget is spent; wait for it and try again
+	// without spending an attempt.
+	Throttled
+	// Retry: a failure that may pass (5xx, 408, network, timeout); try again
+	// with back-off, spending an attempt, and dead-letter when attempts run
+	// out.
+	Retry
+	// Dead: the change cannot succeed as given; dead-letter it now.
+	Dead
+	// Interrupted: the worker is stopping; put the change back without
+	// spending an attempt.
+	Interrupted
+)
+
+func (k Kind) String() string {
+	return [...]string{"done", "throttled", "retry", "dead", "interrupted"}[k]
+}
+
+// Reason is the short cause of an outcome. Its string is stable: it appears
+// in dead letters, logs and as a metric label.
+type Reason string
+
+// The reasons.
+const (
+	ReasonApplied          Reason = "applied"
+	ReasonRateLimited      Reason = "rate_limited"
+	ReasonServerError      Reason = "server_error"
+	ReasonTimeout          Reason = "timeout"
+	ReasonNetwork          Reason = "network_error"
+	ReasonTokenUnavailable Reason = "token_unavailable"
+	ReasonStopping         Reason = "stopping"
+	ReasonBadRequest       Reason = "bad_request"
+	ReasonUnauthorized     Reason = "unauthorized"
+	ReasonForbidden        Reason = "forbidden"
+	ReasonUnknownOrg       Reason = "unknown_organization"
+	ReasonNotFound         Reason = "not_found"
+	ReasonConflict         Reason = "conflict"
+	ReasonRejected         Reason = "rejected"
+	ReasonTokenRefused     Reason = "token_refused"
+	ReasonExhausted        Reason = "retries_exhausted"
+	ReasonBadPayload       Reason = "invalid_payload"
+	ReasonError            Reason = "error"
+)
+
+// Outcome is the classification of one attempt's error.
+type Outcome struct {
+	Kind      Kind
+	Reason    Reason
+	Status    int    // HTTP status, when an answer came
+	ErrorCode string // Auth0's errorCode, when given
+	Message   string // Auth0's message or the error text
+}
+
+// errUnknownOrg marks a 404 that a follow-up read showed to be an unknown
+// organization.
+type errUnknownOrg struct{ err *mgmt.APIError }
+
+func (e *errUnknownOrg) Error() string { return "unknown organization: " + e.err.Error() }
+func (e *errUnknownOrg) Unwrap() error { return e.err }
+
+// Classify decides what an attempt's error means. It is the only place that
+// maps errors to retry, dead letter and the rest; it looks at status codes
+// and error types, never at message text.
+//
+//	nil                                  → Done
+//	worker stopping, context cancelled   → Interrupted
+//	429                                  → Throttled
+//	408, 5xx, no answer, timeout         → Retry
+//	400, 401 (after one token refresh),
+//	403, 404, 409 and other 4xx          → Dead
+//	token endpoint 4xx                   → Dead; token endpoint 5xx or no answer → Retry
+func Classify(err error) Outcome {
+	if err == nil {
+		return Outcome{Kind: Done, Reason: ReasonApplied}
+	}
+	var (
+		unknownOrg *errUnknownOrg
+		api        *mgmt.APIError
+		network    *mgmt.NetworkError
+		token      *mgmt.TokenError
+	)
+	switch {
+	case errors.Is(err, ratelimit.ErrStopped), errors.Is(err, context.Canceled):
+		return Outcome{Kind: Interrupted, Reason: ReasonStopping, Message: err.Error()}
+	case errors.As(err, &unknownOrg):
+		return Outcome{Kind: Dead, Reason: ReasonUnknownOrg, Status: unknownOrg.err.Status, ErrorCode: unknownOrg.err.ErrorCode, Message: unknownOrg.err.Message}
+	case errors.As(err, &api):
+		o := Outcome{Status: api.Status, ErrorCode: api.ErrorCode, Message: api.Message}
+		if o.Message == "" {
+			o.Message = http.StatusText(api.Status)
+		}
+		switch s := api.Status; {
+		case s == http.StatusTooManyRequests:
+			o.Kind, o.Reason = Throttled, ReasonRateLimited
+		case s == http.StatusRequestTimeout:
+			o.Kind, o.Reason = Retry, ReasonTimeout
+		case s >= 500:
+			o.Kind, o.Reason = Retry, ReasonServerError
+		case s == http.StatusBadRequest:
+			o.Kind, o.Reason = Dead, ReasonBadRequest
+		case s == http.StatusUnauthorized:
+			o.Kind, o.Reason = Dead, ReasonUnauthorized
+		case s == http.StatusForbidden:
+			o.Kind, o.Reason = Dead, ReasonForbidden
+		case s == http.StatusNotFound:
+			o.Kind, o.Reason = Dead, ReasonNotFound
+		case s == http.StatusConflict:
+			o.Kind, o.Reason = Dead, ReasonConflict
+		default:
+			o.Kind, o.Reason = Dead, ReasonRejected
+		}
+		return o
+	case errors.As(err, &network):
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Outcome{Kind: Retry, Reason: ReasonTimeout, Message: err.Error()}
+		}
+		return Outcome{Kind: Retry, Reason: ReasonNetwork, Message: err.Error()}
+	case errors.As(err, &token):
+		if token.Status >= 400 && token.Status < 500 && token.Status != http.StatusTooManyRequests && token.Status != http.StatusRequestTimeout {
+			return Outcome{Kind: Dead, Reason: ReasonTokenRefused, Status: token.Status, Message: token.Error()}
+		}
+		return Outcome{Kind: Retry, Reason: ReasonTokenUnavailable, Status: token.Status, Message: token.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return Outcome{Kind: Retry, Reason: ReasonTimeout, Message: err.Error()}
+	}
+	return Outcome{Kind: Retry, Reason: ReasonError, Message: err.Error()}
+}
+
+func (o Outcome) String() string {
+	if o.Status != 0 {
+		return fmt.Sprintf("%s (%s, HTTP %d): %s", o.Kind, o.Reason, o.Status, o.Message)
+	}
+	return fmt.Sprintf("%s (%s): %s", o.Kind, o.Reason, o.Message)
+}

@@ -1,0 +1,199 @@
+// Package worker executes queued changes against the Auth0 Management API.
+//
+// Any number of worker processes may run against one Redis. Each task is one
+// change; before acting, a task claims its change in the ledger, which lets
+// only the oldest pending change of an (organization, connection) pair act,
+// so a pair's changes take effect in the order they were accepted whatever
+// the concurrency. A change whose successor makes it obsolete is skipped as
+// superseded. The attempt's error is classified in one place (Classify):
+// done, throttled (wait for budget, no attempt spent), retry (back-off, up to
+// MaxAttempts), or dead (recorded with its reason and archived).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultQueue is the asynq queue orgconn uses unless told otherwise.
+const DefaultQueue = "orgconn"
+
+// Stopper is a limiter that can be told to stop handing out budget.
+type Stopper interface{ Stop() }
+
+// Config configures a Worker. Redis, Ledger and API are required.
+type Config struct {
+	// Redis is the server holding the queue and the ledger.
+	Redis redis.UniversalClient
+	// Ledger is the record of accepted changes.
+	Ledger *ledger.Ledger
+	// API makes the Management API calls; it must be paced by a limiter
+	// (mgmt.Config.Pacer).
+	API API
+	// Limiter, if not nil, is stopped first at shutdown so that calls
+	// waiting for budget give up at once instead of holding shutdown.
+	Limiter Stopper
+	// Queue is the asynq queue. Empty means DefaultQueue.
+	Queue string
+	// Concurrency is how many changes this process works on at once. Zero
+	// means 10.
+	Concurrency int
+	// MaxAttempts is how many failed attempts (5xx, network, timeout) a
+	// change gets before it is dead-lettered; throttling and waiting for its
+	// turn do not count. Zero means 8.
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the back-off after a failed attempt:
+	// BackoffBase·2^(attempt-1), capped at BackoffMax, with jitter. Zero
+	// means 1 s and 5 min.
+	BackoffBase, BackoffMax time.Duration
+	// WaitDelay is how soon a change that found an earlier change of its pair
+	// pending looks again (it is also woken as soon as that change resolves).
+	// Zero means 1 s.
+	WaitDelay time.Duration
+	// PollInterval is how often asynq looks for due retries and for new
+	// tasks in an empty queue. Zero means 500 ms.
+	PollInterval time.Duration
+	// Lease is how long a claim on a pair lasts unless renewed; a worker that
+	// dies holding one delays its pair by at most this. Zero means 30 s.
+	Lease time.Duration
+	// ShutdownTimeout is how long shutdown waits for calls in flight. Zero
+	// means 40 s (the API client's 30 s timeout plus margin).
+	ShutdownTimeout time.Duration
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Instance names this process in logs and leases. Empty means
+	// hostname-pid.
+	Instance string
+	// Observe, if not nil, is called with the outcome of every attempt.
+	Observe func(Outcome)
+}
+
+func (c *Config) defaults() error {
+	if c.Redis == nil || c.Ledger == nil || c.API == nil {
+		return errors.New("worker: Config.Redis, Config.Ledger and Config.API are required")
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 10
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.WaitDelay <= 0 {
+		c.WaitDelay = time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 40 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return nil
+}
+
+// Worker is one worker process's asynq server.
+type Worker struct {
+	cfg Config
+	srv *asynq.Server
+	mux *asynq.ServeMux
+}
+
+// New builds a worker; Start runs it.
+func New(cfg Config) (*Worker, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	h := &handler{
+		ledger:      cfg.Ledger,
+		api:         cfg.API,
+		inspector:   asynq.NewInspectorFromRedisClient(cfg.Redis),
+		queue:       cfg.Queue,
+		maxAttempts: cfg.MaxAttempts,
+		lease:       cfg.Lease,
+		waitDelay:   cfg.WaitDelay,
+		instance:    cfg.Instance,
+		log:         cfg.Logger,
+		now:         time.Now,
+		observe:     cfg.Observe,
+	}
+	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   map[string]int{cfg.Queue: 1},
+		IsFailure:                isFailure,
+		RetryDelayFunc:           retryDelay(cfg.BackoffBase, cfg.BackoffMax),
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: cfg.PollInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   slogAdapter{cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypeChange, h)
+	return &Worker{cfg: cfg, srv: srv, mux: mux}, nil
+}
+
+// Start begins processing in the background.
+func (w *Worker) Start() error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops fetching tasks, makes calls waiting for budget give up
+// (their tasks go back to the queue without spending an attempt), waits up to
+// ShutdownTimeout for calls in flight to finish and returns. Nothing is lost:
+// a task interrupted past the timeout is put back by asynq.
+func (w *Worker) Shutdown() {
+	w.srv.Stop()
+	if w.cfg.Limiter != nil {
+		w.cfg.Limiter.Stop()
+	}
+	w.srv.Shutdown()
+}
+
+// Run starts the worker and shuts it down when ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Shutdown()
+	return nil
+}
+
+// slogAdapter lets asynq log through slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
