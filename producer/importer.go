@@ -70,17 +70,17 @@ type Options struct {
 
 // Result is what an import did.
 type Result struct {
-	Batch         string     `json:"batch"`
-	Rows          int        `json:"rows"`    // data rows read
-	Valid         int        `json:"valid"`   // rows without errors
-	Invalid       int        `json:"invalid"` // rows with errors
-	Errors        []RowError `json:"-"`
-	ErrorsOmitted int        `json:"errors_omitted,omitempty"` // errors beyond MaxErrors
-	Enqueued      int        `json:"enqueued"`                 // newly accepted and queued
-	Duplicates    int        `json:"already_accepted"`         // accepted by an earlier import of this batch
-	Repaired      int        `json:"requeued"`                 // still pending from an interrupted import and queued again
-	DryRun        bool       `json:"dry_run,omitempty"`
-	Rejected      bool       `json:"rejected,omitempty"` // invalid rows and no SkipInvalid: nothing enqueued
+	Batch         string        `json:"batch"`
+	Rows          int           `json:"rows"`    // data rows read
+	Valid         int           `json:"valid"`   // rows without errors
+	Invalid       int           `json:"invalid"` // rows with errors
+	Errors        []RowError    `json:"-"`
+	ErrorsOmitted int           `json:"errors_omitted,omitempty"` // errors beyond MaxErrors
+	Enqueued      int           `json:"enqueued"`                 // newly accepted and queued
+	Duplicates    int           `json:"already_accepted"`         // accepted by an earlier import of this batch
+	Repaired      int           `json:"requeued"`                 // still pending from an interrupted import and queued again
+	DryRun        bool          `json:"dry_run,omitempty"`
+	Rejected      bool          `json:"rejected,omitempty"` // invalid rows and no SkipInvalid: nothing enqueued
 	Elapsed       time.Duration `json:"-"`
 }
 

@@ -66,15 +66,15 @@ const long51 = "org_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK"
 // badFile has one bad row of each kind between good rows.
 var badFile = strings.Join([]string{
 	"Action,ORG_ID,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled", // 1
-	"enable,org_1,con_1,true,,",        // 2 good
-	"disable,org_1,con_2,,,",           // 3 unknown action
-	"enable,,con_1,,,",                 // 4 empty id
-	"remove,org_1," + long51 + ",,,",   // 5 id over 50 characters
-	"enable,org_2,con_1,yes,,",         // 6 flag yes
-	"update,org_2,con_1,true",          // 7 too few columns
-	"remove,org_3,con_1,,,,extra",      // 8 too many columns
-	"update,org_2,con_2,,false,",       // 9 good
-	`remove,"org_4",con_1,,,`,          // 10 good (quoted)
+	"enable,org_1,con_1,true,,",      // 2 good
+	"disable,org_1,con_2,,,",         // 3 unknown action
+	"enable,,con_1,,,",               // 4 empty id
+	"remove,org_1," + long51 + ",,,", // 5 id over 50 characters
+	"enable,org_2,con_1,yes,,",       // 6 flag yes
+	"update,org_2,con_1,true",        // 7 too few columns
+	"remove,org_3,con_1,,,,extra",    // 8 too many columns
+	"update,org_2,con_2,,false,",     // 9 good
+	`remove,"org_4",con_1,,,`,        // 10 good (quoted)
 }, "\n") + "\n"
 
 func TestImportReportsEveryBadRowAndEnqueuesNothing(t *testing.T) {
