@@ -83,6 +83,7 @@ type apiRequest struct {
 	route
 	query       url.Values
 	contentType string
+	correlation string // X-Correlation-ID
 	body        []byte
 	bodyErr     error
 }
@@ -207,7 +208,7 @@ func (s *Server) create(req apiRequest) result {
 		return fail(http.StatusBadRequest, msgSignupNeedsDatabase, codeInvalidBody)
 	}
 	enabled[ec.ConnectionID] = ec
-	return result{status: http.StatusCreated, body: s.view(ec)}
+	return result{status: http.StatusCreated, body: s.view(ec), conn: ec.ConnectionID}
 }
 
 func (s *Server) update(req apiRequest) result {
@@ -228,7 +229,9 @@ func (s *Server) update(req apiRequest) result {
 		return fail(http.StatusBadRequest, msgSignupNeedsDatabase, codeInvalidBody)
 	}
 	enabled[req.conn] = ec
-	return ok200(s.view(ec))
+	res = ok200(s.view(ec))
+	res.conn = req.conn
+	return res
 }
 
 func (s *Server) remove(req apiRequest) result {
@@ -238,12 +241,12 @@ func (s *Server) remove(req apiRequest) result {
 	}
 	if _, on := enabled[req.conn]; !on {
 		if s.cfg.RemoveMissing == NoContent204 {
-			return result{status: http.StatusNoContent}
+			return result{status: http.StatusNoContent, conn: req.conn}
 		}
 		return fail(http.StatusNotFound, msgNoConnection, "")
 	}
 	delete(enabled, req.conn)
-	return result{status: http.StatusNoContent}
+	return result{status: http.StatusNoContent, conn: req.conn}
 }
 
 // applyTo returns ec with the flags given in p set.

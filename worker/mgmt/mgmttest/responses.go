@@ -37,6 +37,8 @@ type result struct {
 	hangUp bool
 	// fault names the injected fault, if any.
 	fault FaultKind
+	// conn is the connection a successful write changed.
+	conn string
 }
 
 // fail is an error result; code "" omits errorCode, as Auth0 does on its 404s and 401s.

@@ -3,6 +3,7 @@ package mgmttest
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type Server struct {
 	global, write, read bucket
 	headerTurn          uint64 // Alternate: even turns describe the global bucket, odd the endpoint one
 	stats               Stats
+	writeLog            []AppliedWrite
 
 	rngMu sync.Mutex // guards rng; taken after mu when both are held
 	rng   *rand.Rand
@@ -78,7 +80,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	// away (cancelling r.Context()) once the body has been consumed, and the latency wait
 	// depends on that. It is read outside the lock, so a slow client cannot stall the tenant;
 	// what it says is only judged at the validation step.
-	req := apiRequest{route: rt, query: r.URL.Query(), contentType: r.Header.Get("Content-Type")}
+	req := apiRequest{route: rt, query: r.URL.Query(), contentType: r.Header.Get("Content-Type"), correlation: r.Header.Get("X-Correlation-ID")}
 	req.body, req.bodyErr = readBody(r)
 	if !s.delay(r.Context()) {
 		s.mu.Lock()
@@ -122,16 +124,52 @@ func (s *Server) decide(req apiRequest, authorization string, now time.Time) res
 		return res
 	}
 	res := s.call(req)
-	if req.isWrite() && res.succeeded() && s.loseResponse() {
-		res.hangUp, res.fault = true, FaultLostResponse
+	if req.isWrite() && res.succeeded() {
+		if len(s.writeLog) < maxWriteLog {
+			s.writeLog = append(s.writeLog, AppliedWrite{Org: req.org, Connection: res.conn, Method: req.method(), CorrelationID: req.correlation, At: now})
+		}
+		if s.loseResponse() {
+			res.hangUp, res.fault = true, FaultLostResponse
+		}
 	}
 	return res
+}
+
+// maxWriteLog bounds the write log.
+const maxWriteLog = 1 << 20
+
+// AppliedWrite is one write the tenant applied, in the order applied.
+type AppliedWrite struct {
+	Org, Connection string
+	Method          string // POST, PATCH or DELETE
+	CorrelationID   string // the request's X-Correlation-ID ("" when absent)
+	At              time.Time
+}
+
+// Writes returns every write applied so far, in order (the first 1,048,576).
+func (s *Server) Writes() []AppliedWrite {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.writeLog)
 }
 
 // methodForBucket returns the method whose endpoint bucket the call draws from.
 func (rt route) methodForBucket() string {
 	if rt.isWrite() {
 		return http.MethodPost
+	}
+	return http.MethodGet
+}
+
+// method returns the HTTP method of the call.
+func (rt route) method() string {
+	switch rt.op {
+	case opCreate:
+		return http.MethodPost
+	case opUpdate:
+		return http.MethodPatch
+	case opDelete:
+		return http.MethodDelete
 	}
 	return http.MethodGet
 }
