@@ -291,7 +291,7 @@ func TestEndToEndExactStateUnderFaults(t *testing.T) {
 	e.verify()
 	st := e.sim.Stats()
 	t.Logf("elapsed %v for %d changes (ideal at 20/s after a burst of 10: %v); %+v", elapsed.Round(time.Millisecond), bc.Total,
-		(time.Duration(float64(bc.Total-10)/20*float64(time.Second))).Round(time.Millisecond), bc)
+		(time.Duration(float64(bc.Total-10) / 20 * float64(time.Second))).Round(time.Millisecond), bc)
 	t.Logf("simulator: %d requests, %d throttled, %d writes, faults %v", st.Total, st.Throttled, st.Writes, st.Faults)
 	if st.Faults[mgmttest.FaultError5xx] == 0 || st.Faults[mgmttest.FaultDrop] == 0 || st.Faults[mgmttest.FaultLostResponse] == 0 {
 		t.Errorf("the run met no fault of some kind: %v", st.Faults)
@@ -304,4 +304,3 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
-
