@@ -92,6 +92,10 @@ func NewImporter(cfg Config) (*Importer, error) {
 	if cfg.Ledger == nil || cfg.Queue == nil {
 		return nil, errors.New("producer: Config.Ledger and Config.Queue are required")
 	}
+	return &Importer{cfg: cfg.withDefaults()}, nil
+}
+
+func (cfg Config) withDefaults() Config {
 	if cfg.QueueName == "" {
 		cfg.QueueName = "orgconn"
 	}
@@ -105,7 +109,7 @@ func NewImporter(cfg Config) (*Importer, error) {
 		cfg.MaxErrors = 1000
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	return &Importer{cfg: cfg}, nil
+	return cfg
 }
 
 // MaxStdinBytes bounds how much of standard input is spooled to a temporary
@@ -122,7 +126,37 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 		return Result{}, err
 	}
 	defer cleanup()
-	res, hash, err := im.validate(f)
+	res, err := im.check(f, name, opts)
+	if err != nil || opts.DryRun || res.Rejected || res.Valid == 0 {
+		res.Elapsed = time.Since(start)
+		return res, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return res, fmt.Errorf("read %s again: %w", name, err)
+	}
+	err = im.enqueue(ctx, f, res.Batch, "csv:"+name, res.Rows, &res)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+// ValidateFile validates path ("-" for standard input) without touching
+// Redis: a dry run. cfg's Ledger and Queue are not used.
+func ValidateFile(path string, cfg Config, batch string) (Result, error) {
+	start := time.Now()
+	im := &Importer{cfg: cfg.withDefaults()}
+	f, name, cleanup, err := openInput(path)
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+	res, err := im.check(f, name, Options{Batch: batch, DryRun: true})
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+// check validates r and names the batch.
+func (im *Importer) check(r io.Reader, name string, opts Options) (Result, error) {
+	res, hash, err := im.validate(r)
 	if err != nil {
 		return res, err
 	}
@@ -133,17 +167,8 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 		return res, err
 	}
 	res.DryRun = opts.DryRun
-	if opts.DryRun || res.Valid == 0 || res.Invalid > 0 && !opts.SkipInvalid {
-		res.Rejected = res.Invalid > 0 && !opts.SkipInvalid
-		res.Elapsed = time.Since(start)
-		return res, nil
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return res, fmt.Errorf("read %s again: %w", name, err)
-	}
-	err = im.enqueue(ctx, f, res.Batch, "csv:"+name, res.Rows, &res)
-	res.Elapsed = time.Since(start)
-	return res, err
+	res.Rejected = res.Invalid > 0 && !opts.SkipInvalid && !opts.DryRun
+	return res, nil
 }
 
 // openInput opens a file, or spools standard input to a temporary file.

@@ -137,20 +137,47 @@ func BaseURL(domain string) (string, error) {
 	if d == "" {
 		return "", errors.New("AUTH0_DOMAIN is empty: set it to your tenant's domain, e.g. acme.eu.auth0.com")
 	}
+	// Errors quote the value without its user info, which may hold a password.
+	shown := cut(withoutUserInfo(d), 80)
 	if !strings.Contains(d, "://") {
 		d = "https://" + d
 	}
 	u, err := url.Parse(d)
 	if err != nil {
-		return "", fmt.Errorf("AUTH0_DOMAIN %q is not a host or URL: %v", cut(domain, 80), err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole value
+		}
+		return "", fmt.Errorf("AUTH0_DOMAIN %q is not a host or URL: %v", shown, err)
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return "", fmt.Errorf("AUTH0_DOMAIN %q: scheme %q, want https (or http for a local simulator)", cut(domain, 80), u.Scheme)
+		return "", fmt.Errorf("AUTH0_DOMAIN %q: scheme %q, want https (or http for a local simulator)", shown, u.Scheme)
 	}
-	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("AUTH0_DOMAIN %q: want a host such as acme.eu.auth0.com or a URL with nothing after the host", cut(domain, 80))
+	if u.User != nil {
+		return "", fmt.Errorf("AUTH0_DOMAIN %q: remove the user info (user:password@); the client ID and secret are set separately", shown)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("AUTH0_DOMAIN %q: want a host such as acme.eu.auth0.com or a URL with nothing after the host", shown)
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// withoutUserInfo returns a host or URL with the user info ("user:password@")
+// of its authority replaced by "…".
+func withoutUserInfo(s string) string {
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	end := len(s)
+	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	at := strings.LastIndex(s[start:end], "@")
+	if at < 0 {
+		return s
+	}
+	return s[:start] + "…" + s[start+at:]
 }
 
 func defaultHTTPClient(timeout time.Duration) *http.Client {

@@ -31,20 +31,26 @@ func ParseRateLimit(h http.Header) RateLimit {
 	return RateLimit{Present: true, Limit: limit, Remaining: remaining, Reset: time.Unix(reset, 0)}
 }
 
+// maxRetryAfter is the longest Retry-After honoured; a longer one is
+// unusable.
+const maxRetryAfter = 24 * time.Hour
+
 // ParseRetryAfter reads a Retry-After header (delay in seconds or an HTTP
-// date) relative to now. Zero means absent or unusable.
+// date) relative to now. Zero means absent or unusable: not positive, not a
+// number (NaN), or more than a day away.
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 24*3600 {
+		// Written so that NaN, which fails every comparison, is refused too.
+		if !(secs > 0 && secs <= maxRetryAfter.Seconds()) {
 			return 0
 		}
 		return time.Duration(secs * float64(time.Second))
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+	if t, err := http.ParseTime(v); err == nil && t.After(now) && t.Sub(now) <= maxRetryAfter {
 		return t.Sub(now)
 	}
 	return 0

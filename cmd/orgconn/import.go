@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/producer"
+)
+
+const importSynopsis = `
+Usage: orgconn import [flags] FILE
+
+Validates every row of the CSV file FILE ("-" reads standard input) and, when
+all are valid, enqueues one task per row for the workers. Nothing is enqueued
+if any row is invalid, unless --skip-invalid is given. Each problem is
+reported as "line N: field: problem" (the header is line 1).
+
+The header names the columns, in any order and any case:
+  action                      enable, update or remove (required)
+  org_id                      organization id, e.g. org_abc123 (required)
+  connection_id               connection id, e.g. con_abc123 (required)
+  assign_membership_on_login  true, false or empty (not given)
+  show_as_button              true, false or empty
+  is_signup_enabled           true, false or empty
+
+Importing the same file again under the same batch name enqueues nothing new;
+an interrupted import is resumed by running the same command again.
+
+Examples:
+  orgconn import --dry-run changes.csv
+  orgconn import --batch onboarding-2026-11 changes.csv
+  cat changes.csv | orgconn import --skip-invalid --json -
+
+Exit codes: 0 enqueued (or a dry run found every row valid), 1 invalid rows
+(nothing enqueued; with --skip-invalid the valid rows are enqueued and the
+exit code is 0), 2 usage, 4 could not finish (safe to re-run).`
+
+func runImport(ctx context.Context, e *env, args []string) int {
+	f := newFlags(e, "import", importSynopsis)
+	q := f.withQueue()
+	dryRun := f.Bool("dry-run", false, "validate and report only; touch nothing")
+	skipInvalid := f.Bool("skip-invalid", false, "enqueue the valid rows even if some rows are invalid (they are reported)")
+	batch := f.String("batch", "", "batch name, 1-64 of A-Z a-z 0-9 . _ - (default: file name and content hash)")
+	asJSON := f.Bool("json", false, "print the result as JSON on stdout")
+	maxRows := f.Int("max-rows", 10_000_000, "refuse files with more data rows than this")
+	maxErrors := f.Int("max-errors", 1000, "report at most this many row errors (the rest are counted)")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if f.NArg() != 1 {
+		fmt.Fprintln(e.stderr, "orgconn import: give exactly one FILE (or - for standard input); see orgconn import --help")
+		return exitUsage
+	}
+	path := f.Arg(0)
+	if path == "-" {
+		if s, ok := e.stdin.(*os.File); !ok || s != os.Stdin {
+			return errorf(e, exitUsage, "import: standard input is not available")
+		}
+	}
+
+	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors}
+	if !*asJSON {
+		cfg.Progress = func(p producer.Progress) {
+			if p.Total > 0 {
+				fmt.Fprintf(e.stderr, "%s: %d of %d rows\n", p.Phase, p.Rows, p.Total)
+			} else {
+				fmt.Fprintf(e.stderr, "%s: %d rows\n", p.Phase, p.Rows)
+			}
+		}
+	}
+	var closeRedis func()
+	if *dryRun {
+		cfg.Ledger, cfg.Queue = nil, nil
+	} else {
+		rdb, l, err := q.open(ctx)
+		if err != nil {
+			return errorf(e, exitUnavailable, "import: %v", err)
+		}
+		client := asynq.NewClientFromRedisClient(rdb)
+		closeRedis = func() { client.Close(); rdb.Close() }
+		cfg.Ledger, cfg.Queue = l, client
+	}
+	if closeRedis != nil {
+		defer closeRedis()
+	}
+
+	var (
+		res producer.Result
+		err error
+	)
+	if *dryRun {
+		res, err = producer.ValidateFile(path, cfg, *batch)
+	} else {
+		var im *producer.Importer
+		if im, err = producer.NewImporter(cfg); err == nil {
+			res, err = im.ImportFile(ctx, path, producer.Options{Batch: *batch, SkipInvalid: *skipInvalid})
+		}
+	}
+	var he *producer.HeaderError
+	switch {
+	case errors.As(err, &he):
+		res.Errors, res.Rejected = he.Errors, true
+		err = nil
+	case err != nil && res.Rows == 0 && !res.Rejected:
+		return errorf(e, exitUnavailable, "import: %v", err)
+	}
+	report(e, res, err, *asJSON)
+	switch {
+	case err != nil:
+		return exitUnavailable
+	case res.Rejected, res.DryRun && res.Invalid > 0:
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// report prints an import result, as text or JSON.
+func report(e *env, res producer.Result, runErr error, asJSON bool) {
+	if asJSON {
+		type rowError struct {
+			Line    int    `json:"line"`
+			Field   string `json:"field,omitempty"`
+			Problem string `json:"problem"`
+		}
+		out := struct {
+			producer.Result
+			Errors    []rowError `json:"errors"`
+			ElapsedMS int64      `json:"elapsed_ms"`
+			Error     string     `json:"error,omitempty"`
+		}{Result: res, Errors: []rowError{}, ElapsedMS: res.Elapsed.Milliseconds()}
+		for _, r := range res.Errors {
+			out.Errors = append(out.Errors, rowError{r.Line, r.Field, r.Problem})
+		}
+		if runErr != nil {
+			out.Error = runErr.Error()
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return
+	}
+	for _, r := range res.Errors {
+		fmt.Fprintln(e.stderr, r.Error())
+	}
+	if res.ErrorsOmitted > 0 {
+		fmt.Fprintf(e.stderr, "… and %d more errors (raise --max-errors to see them)\n", res.ErrorsOmitted)
+	}
+	if res.Batch != "" {
+		fmt.Fprintf(e.stdout, "batch %s: %d rows, %d valid, %d invalid\n", res.Batch, res.Rows, res.Valid, res.Invalid)
+	}
+	switch {
+	case res.Rejected && res.Rows == 0 && res.Batch == "":
+		fmt.Fprintln(e.stdout, "the header is unusable: nothing enqueued")
+	case res.DryRun && res.Invalid > 0:
+		fmt.Fprintf(e.stdout, "dry run: %d invalid rows; nothing enqueued\n", res.Invalid)
+	case res.DryRun:
+		fmt.Fprintln(e.stdout, "dry run: every row is valid; nothing enqueued")
+	case res.Rejected:
+		fmt.Fprintf(e.stdout, "%d invalid rows: nothing enqueued (fix them, or use --skip-invalid to enqueue the %d valid rows)\n", res.Invalid, res.Valid)
+	default:
+		fmt.Fprintf(e.stdout, "enqueued %d changes", res.Enqueued)
+		if res.Duplicates > 0 {
+			fmt.Fprintf(e.stdout, "; %d already accepted by an earlier import of this batch", res.Duplicates)
+		}
+		if res.Repaired > 0 {
+			fmt.Fprintf(e.stdout, " (%d of them queued again after an interrupted import)", res.Repaired)
+		}
+		if res.Invalid > 0 {
+			fmt.Fprintf(e.stdout, "; skipped %d invalid rows", res.Invalid)
+		}
+		fmt.Fprintf(e.stdout, " in %v\n", res.Elapsed.Round(1e6))
+	}
+	if runErr != nil {
+		fmt.Fprintf(e.stderr, "orgconn import: %v\n", runErr)
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/redisurl"
+	"github.com/orgconn/orgconn/worker"
+	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/ratelimit"
+	"github.com/redis/go-redis/v9"
+)
+
+// queueFlags selects the Redis, queue and key prefix.
+type queueFlags struct {
+	redisURL string
+	queue    string
+	prefix   string
+}
+
+func (f *flags) withQueue() *queueFlags {
+	q := &queueFlags{}
+	f.StringVar(&q.redisURL, "redis", envOr(f.e, "REDIS_URL", redisurl.Default), "Redis URL (env REDIS_URL)")
+	f.StringVar(&q.queue, "queue", envOr(f.e, "ORGCONN_QUEUE", worker.DefaultQueue), "asynq queue name (env ORGCONN_QUEUE)")
+	f.StringVar(&q.prefix, "prefix", envOr(f.e, "ORGCONN_KEY_PREFIX", "orgconn"), "prefix of orgconn's own Redis keys (env ORGCONN_KEY_PREFIX)")
+	return q
+}
+
+// open connects to Redis (checking that it answers) and opens the ledger.
+func (q *queueFlags) open(ctx context.Context) (redis.UniversalClient, *ledger.Ledger, error) {
+	rdb, err := redisurl.Open(q.redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("Redis at %s does not answer: %v (set REDIS_URL or --redis)", redisurl.Redacted(q.redisURL), err)
+	}
+	l, err := ledger.New(rdb, q.prefix, 0)
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, l, nil
+}
+
+// apiFlags select the tenant and its rate budget.
+type apiFlags struct {
+	domain  string
+	plan    string
+	rate    float64
+	burst   int
+	timeout time.Duration
+}
+
+func (f *flags) withAPI() *apiFlags {
+	a := &apiFlags{}
+	f.StringVar(&a.domain, "auth0-domain", f.e.getenv("AUTH0_DOMAIN"), "tenant domain or base URL (env AUTH0_DOMAIN)")
+	f.StringVar(&a.plan, "plan", envOr(f.e, "ORGCONN_PLAN", "essentials"), "the tenant's plan, for its documented rate limits: free, essentials, professional or enterprise (env ORGCONN_PLAN)")
+	f.Float64Var(&a.rate, "rate", 0, "override: the tenant's write budget in calls per second (0: the plan's)")
+	f.IntVar(&a.burst, "burst", 0, "override: the tenant's burst in calls (0: the plan's)")
+	f.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "timeout of one Management API request")
+	return a
+}
+
+// limiter builds the rate limiter for the flags.
+func (a *apiFlags) limiter() (*ratelimit.Local, error) {
+	cfg, err := ratelimit.PlanConfig(a.plan)
+	if err != nil {
+		return nil, fmt.Errorf("--plan: %w", err)
+	}
+	if a.rate < 0 || a.burst < 0 {
+		return nil, fmt.Errorf("--rate and --burst must not be negative")
+	}
+	if a.rate > 0 || a.burst > 0 {
+		// The override describes the budget orgconn may spend on writes.
+		w := cfg.Write
+		if w.Rate == 0 {
+			w = cfg.Global
+		}
+		if a.rate > 0 {
+			w.Rate = a.rate
+		}
+		if a.burst > 0 {
+			w.Burst = a.burst
+		}
+		cfg = ratelimit.Config{Global: w}
+	}
+	return ratelimit.NewLocal(cfg), nil
+}
+
+// client builds the Management API client from the environment; it fetches a
+// token once so that bad credentials fail now, not task by task.
+func (a *apiFlags) client(ctx context.Context, e *env, pacer mgmt.Pacer) (*mgmt.Client, error) {
+	base, err := mgmt.BaseURL(a.domain)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := tokenSource(e, base)
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := tokens.Token(tctx); err != nil {
+		return nil, fmt.Errorf("check credentials: %w", err)
+	}
+	return mgmt.New(mgmt.Config{BaseURL: base, Tokens: tokens, Pacer: pacer, Timeout: a.timeout, UserAgent: userAgent()})
+}
+
+// tokenSource picks AUTH0_TOKEN or client credentials.
+func tokenSource(e *env, base string) (mgmt.TokenSource, error) {
+	static, err := secret(e, "AUTH0_TOKEN")
+	if err != nil {
+		return nil, err
+	}
+	id := e.getenv("AUTH0_CLIENT_ID")
+	sec, err := secret(e, "AUTH0_CLIENT_SECRET")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case static != "" && (id != "" || sec != ""):
+		return nil, fmt.Errorf("both AUTH0_TOKEN and AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET are set: use one")
+	case static != "":
+		return mgmt.StaticToken(static), nil
+	case id == "" || sec == "":
+		return nil, fmt.Errorf("no credentials: set AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET (or AUTH0_CLIENT_SECRET_FILE), or AUTH0_TOKEN")
+	}
+	cc := mgmt.NewClientCredentials(base, id, sec, nil)
+	return cc, nil
+}

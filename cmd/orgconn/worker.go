@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/orgconn/orgconn/worker"
+)
+
+const workerSynopsis = `
+Usage: orgconn worker [flags]
+
+Applies queued changes through the Auth0 Management API until stopped
+(SIGINT or SIGTERM: calls in flight finish, waiting changes go back to the
+queue; nothing is lost). Run as many worker processes as you like against
+one Redis: a pair's changes always take effect in the order they were
+accepted.
+
+Credentials come from the environment: AUTH0_DOMAIN and AUTH0_CLIENT_ID with
+AUTH0_CLIENT_SECRET (or AUTH0_CLIENT_SECRET_FILE), or AUTH0_TOKEN. The
+application needs the scopes read:, create:, update: and
+delete:organization_connections.
+
+Example:
+  AUTH0_DOMAIN=acme.eu.auth0.com AUTH0_CLIENT_ID=… AUTH0_CLIENT_SECRET_FILE=/run/secrets/auth0 \
+    orgconn worker --plan essentials`
+
+func runWorker(ctx context.Context, e *env, args []string) int {
+	f := newFlags(e, "worker", workerSynopsis).withLogging()
+	q := f.withQueue()
+	a := f.withAPI()
+	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
+	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if f.NArg() != 0 {
+		return errorf(e, exitUsage, "worker: unexpected argument %q", f.Arg(0))
+	}
+	log, err := f.logger()
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	lim, err := a.limiter()
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	rdb, l, err := q.open(ctx)
+	if err != nil {
+		return errorf(e, exitUnavailable, "worker: %v", err)
+	}
+	defer rdb.Close()
+	api, err := a.client(ctx, e, lim)
+	if err != nil {
+		return errorf(e, exitUnavailable, "worker: %v", err)
+	}
+	w, err := worker.New(worker.Config{
+		Redis: rdb, Ledger: l, API: api, Limiter: lim,
+		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
+	})
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "plan", a.plan, "buckets", fmt.Sprint(lim.Stats().Buckets))
+	if err := w.Run(ctx); err != nil {
+		return errorf(e, exitUnavailable, "worker: %v", err)
+	}
+	log.Info("worker stopped", slog.Any("limiter", lim.Stats()))
+	return exitOK
+}

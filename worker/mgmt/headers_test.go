@@ -1,0 +1,264 @@
+package mgmt
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorded is one request a recorder received.
+type recorded struct {
+	method string
+	path   string // escaped
+	query  string
+	header http.Header
+	body   string
+}
+
+// recorder records every request and answers each of the five calls with
+// its success status and a minimal body; answer, when set, overrides that.
+type recorder struct {
+	answer func(w http.ResponseWriter, r *http.Request)
+
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec.mu.Lock()
+	rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), string(body)})
+	rec.mu.Unlock()
+	if rec.answer != nil {
+		rec.answer(w, r)
+		return
+	}
+	const one = `{"connection_id":"con_1","assign_membership_on_login":false,"show_as_button":true,"is_signup_enabled":false,"connection":{"name":"c","strategy":"samlp"}}`
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/enabled_connections"):
+		_, _ = io.WriteString(w, `{"enabled_connections":[],"start":0,"limit":0,"total":0}`)
+	case r.Method == http.MethodGet, r.Method == http.MethodPatch:
+		_, _ = io.WriteString(w, one)
+	case r.Method == http.MethodPost:
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, one)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (rec *recorder) take() []recorded {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	reqs := rec.reqs
+	rec.reqs = nil
+	return reqs
+}
+
+func TestRequestsCarryTheRightHeadersAndBody(t *testing.T) {
+	bodies := map[string]string{
+		"Enable": `{"connection_id":"con_1"}`,
+		"Update": `{"show_as_button":false}`,
+	}
+	for _, ua := range []struct{ name, configured, want string }{
+		{"default user agent", "", DefaultUserAgent},
+		{"configured user agent", "orgconn/1.4.2 (batch)", "orgconn/1.4.2 (batch)"},
+	} {
+		for _, corr := range []string{"", "task-42"} {
+			for _, k := range allCalls {
+				t.Run(ua.name+"/correlation "+corr+"/"+k.name, func(t *testing.T) {
+					rec := &recorder{}
+					c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok-abc"), UserAgent: ua.configured})
+					ctx := context.Background()
+					if corr != "" {
+						ctx = WithCorrelationID(ctx, corr)
+					}
+					if err := k.run(ctx, c, "org_1", "con_1"); err != nil {
+						t.Fatalf("%s: %v", k.name, err)
+					}
+					reqs := rec.take()
+					if len(reqs) != 1 {
+						t.Fatalf("%d requests, want 1", len(reqs))
+					}
+					r := reqs[0]
+					if r.method != k.method || r.path != "/api/v2"+k.path("org_1", "con_1") {
+						t.Errorf("request %s %s, want %s /api/v2%s", r.method, r.path, k.method, k.path("org_1", "con_1"))
+					}
+					wantCorr, wantType := "", ""
+					if k.class == Write {
+						wantCorr = corr
+					}
+					if bodies[k.name] != "" {
+						wantType = "application/json"
+					}
+					for _, h := range []struct{ name, want string }{
+						{"Authorization", "Bearer tok-abc"},
+						{"User-Agent", ua.want},
+						{"Accept", "application/json"},
+						{"Content-Type", wantType},
+						{"X-Correlation-ID", wantCorr},
+					} {
+						if got := r.header.Get(h.name); got != h.want {
+							t.Errorf("%s: %q, want %q", h.name, got, h.want)
+						}
+					}
+					if r.body != bodies[k.name] {
+						t.Errorf("body %q, want %q", r.body, bodies[k.name])
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestEnableAndUpdateSendOnlyTheGivenFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings Settings
+		enable   string
+		update   string
+	}{
+		{"one flag", Settings{ShowAsButton: ptr(true)}, `{"connection_id":"con_1","show_as_button":true}`, `{"show_as_button":true}`},
+		{"false is sent", Settings{AssignMembershipOnLogin: ptr(false)}, `{"connection_id":"con_1","assign_membership_on_login":false}`, `{"assign_membership_on_login":false}`},
+		{"all flags", Settings{AssignMembershipOnLogin: ptr(true), IsSignupEnabled: ptr(true), ShowAsButton: ptr(false)},
+			`{"connection_id":"con_1","assign_membership_on_login":true,"is_signup_enabled":true,"show_as_button":false}`,
+			`{"assign_membership_on_login":true,"is_signup_enabled":true,"show_as_button":false}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok")})
+			if _, err := c.Enable(context.Background(), "org_1", "con_1", tt.settings); err != nil {
+				t.Fatalf("Enable: %v", err)
+			}
+			if _, err := c.Update(context.Background(), "org_1", "con_1", tt.settings); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			reqs := rec.take()
+			for i, want := range []string{tt.enable, tt.update} {
+				var got, exp map[string]any
+				if err := json.Unmarshal([]byte(reqs[i].body), &got); err != nil {
+					t.Fatalf("%s body %q: %v", reqs[i].method, reqs[i].body, err)
+				}
+				_ = json.Unmarshal([]byte(want), &exp)
+				if !reflect.DeepEqual(got, exp) {
+					t.Errorf("%s body %s, want %s", reqs[i].method, reqs[i].body, want)
+				}
+			}
+		})
+	}
+}
+
+func TestUpdateWithoutAnySettingSendsNoRequest(t *testing.T) {
+	rec := &recorder{}
+	c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok")})
+	_, err := c.Update(context.Background(), "org_1", "con_1", Settings{})
+	if err == nil || StatusOf(err) != 0 {
+		t.Fatalf("Update with no settings: %v, want an error without a status", err)
+	}
+	if reqs := rec.take(); len(reqs) != 0 {
+		t.Errorf("%d requests sent, want none", len(reqs))
+	}
+}
+
+func TestCorrelationIDIsCutTo64Characters(t *testing.T) {
+	long := strings.Repeat("0123456789", 10)
+	tests := []struct{ name, id, want string }{
+		{"short", "task-1", "task-1"},
+		{"exactly 64", long[:64], long[:64]},
+		{"100 cut to 64", long, long[:64]},
+		{"empty sends none", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok")})
+			if err := c.Remove(WithCorrelationID(context.Background(), tt.id), "org_1", "con_1"); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			r := rec.take()[0]
+			if got := r.header.Get("X-Correlation-ID"); got != tt.want {
+				t.Errorf("X-Correlation-ID %q, want %q", got, tt.want)
+			}
+			if _, sent := r.header["X-Correlation-Id"]; sent != (tt.want != "") {
+				t.Errorf("header sent: %v, want %v", sent, tt.want != "")
+			}
+		})
+	}
+}
+
+func TestPathSegmentsAreEscaped(t *testing.T) {
+	rec := &recorder{}
+	c := newClient(t, Config{BaseURL: serve(t, rec) + "/", Tokens: StaticToken("tok")})
+	if _, err := c.Get(context.Background(), "org a/b?c", "con#1/.."); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	r := rec.take()[0]
+	if want := "/api/v2/organizations/org%20a%2Fb%3Fc/enabled_connections/con%231%2F.."; r.path != want || r.query != "" {
+		t.Errorf("request path %q query %q, want %q and no query", r.path, r.query, want)
+	}
+}
+
+func TestAnswerWithoutAnAuth0BodyIsStillAnAPIError(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request)
+		want   APIError
+		text   string
+	}{
+		{"503 with an HTML body", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "<html>upstream down</html>")
+		}, APIError{Method: "GET", Path: "/organizations/org_1/enabled_connections/con_1", Status: 503},
+			"GET /organizations/org_1/enabled_connections/con_1: 503 Service Unavailable"},
+		{"429 with Retry-After and rate-limit headers", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", "7")
+			w.Header().Set("X-RateLimit-Limit", "50")
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.Header().Set("X-RateLimit-Reset", "1700000030")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"statusCode":429,"error":"Too Many Requests","message":"Global limit has been reached","errorCode":"too_many_requests"}`)
+		}, APIError{Method: "GET", Path: "/organizations/org_1/enabled_connections/con_1", Status: 429, Reason: "Too Many Requests",
+			ErrorCode: "too_many_requests", Message: "Global limit has been reached", RetryAfter: 7 * time.Second,
+			RateLimit: RateLimit{Present: true, Limit: 50, Remaining: 0, Reset: time.Unix(1700000030, 0)}},
+			"GET /organizations/org_1/enabled_connections/con_1: 429 Too Many Requests (too_many_requests): Global limit has been reached"},
+		{"an unexpected success status", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+		}, APIError{Method: "GET", Path: "/organizations/org_1/enabled_connections/con_1", Status: 202},
+			"GET /organizations/org_1/enabled_connections/con_1: 202 Accepted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &recordingPacer{}
+			c := newClient(t, Config{BaseURL: serve(t, &recorder{answer: tt.answer}), Tokens: StaticToken("tok"), Pacer: p, Now: func() time.Time { return epoch }})
+			_, err := c.Get(context.Background(), "org_1", "con_1")
+			wantAPIError(t, err, tt.want)
+			if err.Error() != tt.text {
+				t.Errorf("error text %q, want %q", err.Error(), tt.text)
+			}
+			calls := p.take()
+			want := Exchange{Class: Read, Method: "GET", Status: tt.want.Status, RateLimit: tt.want.RateLimit, RetryAfter: tt.want.RetryAfter, Sent: epoch, Received: epoch}
+			if len(calls) != 2 || calls[1].ex != want {
+				t.Errorf("pacer calls %+v, want Wait then Observe(%+v)", calls, want)
+			}
+		})
+	}
+}
+
+func TestSuccessWithAnUndecodableBodyIsAnError(t *testing.T) {
+	c := newClient(t, Config{BaseURL: serve(t, &recorder{answer: func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "<html>not json</html>")
+	}}), Tokens: StaticToken("tok")})
+	_, err := c.Get(context.Background(), "org_1", "con_1")
+	if err == nil || StatusOf(err) != 0 || !strings.Contains(err.Error(), "decode 200 response") {
+		t.Errorf("error %v, want a decode error without a status", err)
+	}
+}
