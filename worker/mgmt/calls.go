@@ -41,8 +41,9 @@ type Page struct {
 	Total       int // total items; -1 when the API did not say
 }
 
-// MaxPerPage is the largest page size the API accepts.
-const MaxPerPage = 100
+// PageSize is the page size ListAll asks for: the public cloud documents 50
+// as the largest (the OpenAPI spec says 100).
+const PageSize = 50
 
 func orgPath(orgID string) string {
 	return "/organizations/" + url.PathEscape(orgID) + "/enabled_connections"
@@ -83,16 +84,16 @@ func (c *Client) List(ctx context.Context, orgID string, page, perPage int) (Pag
 }
 
 // ListAll returns every enabled connection of the organization, reading pages
-// of 100 until the total is reached or a page comes back short or empty.
+// of PageSize until the total is reached or a page comes back short or empty.
 func (c *Client) ListAll(ctx context.Context, orgID string) ([]EnabledConnection, error) {
 	var all []EnabledConnection
 	for page := 0; page < 10000; page++ {
-		p, err := c.List(ctx, orgID, page, MaxPerPage)
+		p, err := c.List(ctx, orgID, page, PageSize)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, p.Connections...)
-		if len(p.Connections) == 0 || len(p.Connections) < MaxPerPage && p.Total < 0 || p.Total >= 0 && p.Start+len(p.Connections) >= p.Total {
+		if len(p.Connections) == 0 || len(p.Connections) < PageSize && p.Total < 0 || p.Total >= 0 && p.Start+len(p.Connections) >= p.Total {
 			return all, nil
 		}
 	}

@@ -161,8 +161,8 @@ func TestListAllPagesThroughMoreThan100Connections(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ListAll returned other connections than the 150 enabled, in the API's order")
 	}
-	if n := e.sim.Stats().Count(http.MethodGet, mgmttest.RouteEnabledConnections, 200); n != 2 {
-		t.Errorf("ListAll made %d list requests, want 2 pages of 100", n)
+	if n := e.sim.Stats().Count(http.MethodGet, mgmttest.RouteEnabledConnections, 200); n != 3 {
+		t.Errorf("ListAll made %d list requests, want 3 pages of 50", n)
 	}
 }
 
@@ -197,8 +197,8 @@ func TestListAcceptsABareArrayAnswer(t *testing.T) {
 		n         int
 		wantPages int
 	}{
-		{"short last page stops", 150, 2},
-		{"full last page needs an empty page to stop", 200, 3},
+		{"short last page stops", 120, 3},
+		{"full last page needs an empty page to stop", 150, 4},
 		{"empty list", 0, 1},
 	}
 	for _, tt := range tests {
@@ -221,7 +221,7 @@ func TestListAcceptsABareArrayAnswer(t *testing.T) {
 				t.Fatalf("ListAll made %d requests, want %d", len(srv.queries), tt.wantPages)
 			}
 			for i, q := range srv.queries {
-				want := url.Values{"page": {itoa(i)}, "per_page": {"100"}, "include_totals": {"true"}}
+				want := url.Values{"page": {itoa(i)}, "per_page": {"50"}, "include_totals": {"true"}}
 				if !reflect.DeepEqual(q, want) {
 					t.Errorf("request %d query %v, want %v", i, q, want)
 				}

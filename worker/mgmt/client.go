@@ -3,7 +3,8 @@
 // update, remove).
 //
 // Each call makes one HTTP request (two when a 401 makes it refresh the token
-// once) and returns the decoded body or a typed error: *APIError for an HTTP
+// once; Go's transport may also resend a read, never a write, whose reused
+// connection was dropped) and returns the decoded body or a typed error: *APIError for an HTTP
 // answer other than success, *NetworkError when no answer came, *TokenError
 // when no token could be had. It does not retry or sleep on its own: retry
 // policy belongs to the caller. A Pacer, when configured, is asked before
@@ -198,13 +199,21 @@ func defaultHTTPClient(timeout time.Duration) *http.Client {
 type correlationKey struct{}
 
 // WithCorrelationID returns a context whose write requests carry id in the
-// X-Correlation-ID header (cut to 64 characters), which shows up in the
-// tenant's logs. orgconn uses the task id.
+// X-Correlation-ID header, which shows up in the tenant's logs; orgconn uses
+// the task id. Characters other than printable ASCII become '_' and the id
+// is cut to 64 characters, so the header is always valid.
 func WithCorrelationID(ctx context.Context, id string) context.Context {
-	if len(id) > 64 {
-		id = id[:64]
+	b := make([]byte, 0, min(len(id), 64))
+	for _, r := range id {
+		if len(b) == 64 {
+			break
+		}
+		if r < 0x20 || r > 0x7e {
+			r = '_'
+		}
+		b = append(b, byte(r))
 	}
-	return context.WithValue(ctx, correlationKey{}, id)
+	return context.WithValue(ctx, correlationKey{}, string(b))
 }
 
 // request is one call to make.

@@ -262,3 +262,11 @@ func TestSuccessWithAnUndecodableBodyIsAnError(t *testing.T) {
 		t.Errorf("error %v, want a decode error without a status", err)
 	}
 }
+
+func TestCorrelationIDIsMadeAValidHeader(t *testing.T) {
+	ctx := WithCorrelationID(context.Background(), "batch:1\r\nX-Evil: 1\x00é")
+	got, _ := ctx.Value(correlationKey{}).(string)
+	if want := "batch:1__X-Evil: 1__"; got != want {
+		t.Fatalf("correlation id = %q, want %q", got, want)
+	}
+}
