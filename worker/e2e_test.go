@@ -33,6 +33,8 @@ type e2e struct {
 	tenant jobstest.Tenant
 	rows   []jobstest.Row
 	batch  string
+	// budget is the rate limiter configuration of each worker.
+	budget ratelimit.Config
 }
 
 func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
@@ -48,7 +50,8 @@ func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{t: t, env: env, sim: sim, url: run.URL(), ledger: l, batch: "e2e"}
+	e := &e2e{t: t, env: env, sim: sim, url: run.URL(), ledger: l, batch: "e2e",
+		budget: ratelimit.Config{Global: ratelimit.Bucket{Burst: 10, Rate: 20}, PauseFloor: 200 * time.Millisecond}}
 	for _, o := range sim.Orgs() {
 		e.tenant.Orgs = append(e.tenant.Orgs, o)
 	}
@@ -85,7 +88,7 @@ func (e *e2e) importRows(rows []jobstest.Row) producer.Result {
 // source, limiter, API client and asynq server.
 func (e *e2e) startWorker(name string, concurrency int) *worker.Worker {
 	e.t.Helper()
-	lim := ratelimit.NewLocal(ratelimit.Config{Global: ratelimit.Bucket{Burst: 10, Rate: 20}, PauseFloor: 200 * time.Millisecond})
+	lim := ratelimit.NewLocal(e.budget)
 	api, err := mgmt.New(mgmt.Config{
 		BaseURL: e.url,
 		Tokens:  mgmt.NewClientCredentials(e.url, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil),
