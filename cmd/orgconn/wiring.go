@@ -93,17 +93,19 @@ func (a *apiFlags) limiter() (*ratelimit.Local, error) {
 	return ratelimit.NewLocal(cfg), nil
 }
 
-// client builds the Management API client from the environment; it fetches a
-// token once so that bad credentials fail now, not task by task.
-func (a *apiFlags) client(ctx context.Context, e *env, pacer mgmt.Pacer) (*mgmt.Client, error) {
-	base, err := mgmt.BaseURL(a.domain)
-	if err != nil {
-		return nil, err
+// credentials reads the tenant and its credentials from flags and
+// environment; an error is a configuration mistake.
+func (a *apiFlags) credentials(e *env) (base string, tokens mgmt.TokenSource, err error) {
+	if base, err = mgmt.BaseURL(a.domain); err != nil {
+		return "", nil, err
 	}
-	tokens, err := tokenSource(e, base)
-	if err != nil {
-		return nil, err
-	}
+	tokens, err = tokenSource(e, base)
+	return base, tokens, err
+}
+
+// client builds the Management API client; it fetches a token once so that
+// bad credentials fail now, not task by task.
+func (a *apiFlags) client(ctx context.Context, base string, tokens mgmt.TokenSource, pacer mgmt.Pacer) (*mgmt.Client, error) {
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := tokens.Token(tctx); err != nil {

@@ -46,12 +46,16 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
+	base, tokens, err := a.credentials(e)
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
 	rdb, l, err := q.open(ctx)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer rdb.Close()
-	api, err := a.client(ctx, e, lim)
+	api, err := a.client(ctx, base, tokens, lim)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
