@@ -37,6 +37,7 @@ func commands() []command {
 	return []command{
 		{"import", "validate a CSV file of changes and enqueue them", runImport},
 		{"worker", "apply queued changes through the Management API", runWorker},
+		{"serve", "receive changes and Auth0 events over HTTP (webhooks) and enqueue them", runServe},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
 		{"version", "print the version", runVersion},

@@ -1,0 +1,194 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/ledger"
+)
+
+// MaxSubmitChanges bounds one Submission.
+const MaxSubmitChanges = 10_000
+
+// SubmitConfig configures a Submitter. Ledger and Queue are required.
+type SubmitConfig struct {
+	// Ledger records each accepted change once and fixes its place in its
+	// pair's order.
+	Ledger *ledger.Ledger
+	// Queue receives one task per accepted change.
+	Queue Enqueuer
+	// QueueName is the asynq queue. Empty means "orgconn".
+	QueueName string
+	// Concurrency is how many enqueue calls are in flight at once. Zero
+	// means 8.
+	Concurrency int
+}
+
+// Submission is a small list of changes submitted as one batch: a webhook
+// request or the changes one Auth0 event calls for.
+type Submission struct {
+	// Batch names the batch; it must pass jobs.CheckBatch. Submitting the
+	// same batch again accepts nothing twice.
+	Batch string
+	// Source describes the batch in the ledger: "webhook" or
+	// "event:<type>".
+	Source string
+	// Event is the CloudEvent id of an event-made batch, copied into every
+	// task's origin; empty for other batches.
+	Event string
+	// Changes are the batch's lines: Changes[i] is line i+1. Every change
+	// must be valid (jobs.Change.Validate); the caller validates first.
+	Changes []jobs.Change
+}
+
+// Receipt is what a Submit did.
+type Receipt struct {
+	// Batch is the submission's batch.
+	Batch string
+	// TaskIDs are the task ids of lines 1..N, in order, whether accepted by
+	// this call or an earlier one.
+	TaskIDs []string
+	// Accepted counts the lines newly accepted by this call.
+	Accepted int
+	// Repeated counts the lines accepted by an earlier submission of the
+	// same batch (still pending or already resolved).
+	Repeated int
+	// Enqueued counts the tasks this call put in the queue: the newly
+	// accepted lines, and pending lines whose task had gone missing.
+	Enqueued int
+}
+
+// Submitter accepts small lists of validated changes as one batch and
+// enqueues them. Safe for concurrent use.
+//
+// Submit is all or nothing from the caller's point of view: it refuses a
+// submission holding any invalid change before touching Redis, and when
+// Redis fails midway it returns an error after which submitting the same
+// batch again completes the work without duplicates (the ledger records each
+// line once; task ids are deterministic).
+type Submitter struct{ cfg SubmitConfig }
+
+// NewSubmitter returns a Submitter.
+func NewSubmitter(cfg SubmitConfig) (*Submitter, error) {
+	if cfg.Ledger == nil || cfg.Queue == nil {
+		return nil, errors.New("producer: SubmitConfig.Ledger and SubmitConfig.Queue are required")
+	}
+	if cfg.QueueName == "" {
+		cfg.QueueName = "orgconn"
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	return &Submitter{cfg: cfg}, nil
+}
+
+// Submit accepts the submission's changes in the ledger as lines 1..N of its
+// batch and enqueues a task for every line that is newly accepted or still
+// pending, tolerating tasks that already exist. An error for an invalid
+// submission is returned before anything is written; any other error means
+// the same submission should be made again.
+func (s *Submitter) Submit(ctx context.Context, sub Submission) (Receipt, error) {
+	if err := sub.check(); err != nil {
+		return Receipt{}, err
+	}
+	rec := Receipt{Batch: sub.Batch, TaskIDs: make([]string, len(sub.Changes))}
+	rows := make([]ledger.Row, len(sub.Changes))
+	for i, c := range sub.Changes {
+		rows[i] = ledger.Row{Line: i + 1, Change: c}
+		rec.TaskIDs[i] = jobs.TaskID(sub.Batch, i+1)
+	}
+	var todo []ledger.Row
+	for start := 0; start < len(rows); start += ledger.MaxAcceptRows {
+		chunk := rows[start:min(start+ledger.MaxAcceptRows, len(rows))]
+		acc, err := s.cfg.Ledger.Accept(ctx, sub.Batch, sub.Source, chunk)
+		if err != nil {
+			return rec, fmt.Errorf("submit batch %s: %w; submit it again to resume", sub.Batch, err)
+		}
+		for i, a := range acc {
+			switch a {
+			case ledger.Accepted:
+				rec.Accepted++
+				todo = append(todo, chunk[i])
+			case ledger.StillPending:
+				rec.Repeated++
+				todo = append(todo, chunk[i])
+			default:
+				rec.Repeated++
+			}
+		}
+	}
+	n, err := s.enqueue(ctx, sub, todo)
+	rec.Enqueued = n
+	if err != nil {
+		return rec, fmt.Errorf("submit batch %s: %w; submit it again to resume", sub.Batch, err)
+	}
+	return rec, nil
+}
+
+// check refuses a submission that can never succeed.
+func (sub Submission) check() error {
+	if err := jobs.CheckBatch(sub.Batch); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if sub.Source == "" {
+		return fmt.Errorf("submit batch %s: Source is empty", sub.Batch)
+	}
+	if len(sub.Changes) == 0 {
+		return fmt.Errorf("submit batch %s: no changes", sub.Batch)
+	}
+	if len(sub.Changes) > MaxSubmitChanges {
+		return fmt.Errorf("submit batch %s: %d changes, the limit is %d", sub.Batch, len(sub.Changes), MaxSubmitChanges)
+	}
+	for i, c := range sub.Changes {
+		if errs := c.Validate(); len(errs) > 0 {
+			return fmt.Errorf("submit batch %s: line %d: %v", sub.Batch, i+1, errs[0])
+		}
+	}
+	return nil
+}
+
+// enqueue enqueues the rows' tasks with Concurrency calls in flight and
+// returns how many were new. It stops at the first failure.
+func (s *Submitter) enqueue(ctx context.Context, sub Submission, rows []ledger.Row) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu  sync.Mutex
+		n   int
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, s.cfg.Concurrency)
+	)
+	for _, r := range rows {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			task, opts, err := jobs.NewTask(r.Change, jobs.Origin{Batch: sub.Batch, Line: r.Line, Event: sub.Event}, s.cfg.QueueName)
+			if err == nil {
+				_, err = s.cfg.Queue.EnqueueContext(ctx, task, opts...)
+			}
+			switch {
+			case err == nil:
+				mu.Lock()
+				n++
+				mu.Unlock()
+			case errors.Is(err, asynq.ErrTaskIDConflict):
+				// Queued before: nothing new.
+			default:
+				cancel(fmt.Errorf("enqueue line %d: %w", r.Line, err))
+			}
+		}()
+	}
+	wg.Wait()
+	return n, context.Cause(ctx)
+}
