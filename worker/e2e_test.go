@@ -33,8 +33,9 @@ type e2e struct {
 	tenant jobstest.Tenant
 	rows   []jobstest.Row
 	batch  string
-	// budget is the rate limiter configuration of each worker.
-	budget ratelimit.Config
+	// budget is where the fleet's shared limiter starts; every worker of
+	// the run draws from it (one tenant, one Redis).
+	budget ratelimit.Buckets
 }
 
 func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
@@ -51,7 +52,7 @@ func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
 		t.Fatal(err)
 	}
 	e := &e2e{t: t, env: env, sim: sim, url: run.URL(), ledger: l, batch: "e2e",
-		budget: ratelimit.Config{Global: ratelimit.Bucket{Burst: 10, Rate: 20}, PauseFloor: 200 * time.Millisecond}}
+		budget: ratelimit.Buckets{Global: ratelimit.Bucket{Burst: 10, Rate: 20}}}
 	for _, o := range sim.Orgs() {
 		e.tenant.Orgs = append(e.tenant.Orgs, o)
 	}
@@ -88,7 +89,15 @@ func (e *e2e) importRows(rows []jobstest.Row) producer.Result {
 // source, limiter, API client and asynq server.
 func (e *e2e) startWorker(name string, concurrency int) *worker.Worker {
 	e.t.Helper()
-	lim := ratelimit.NewLocal(e.budget)
+	lim, err := ratelimit.New(context.Background(), ratelimit.Config{
+		Redis: e.env.Client, Prefix: e.env.Prefix, Tenant: "e2e", Start: e.budget, Override: true,
+		PauseFloor: 200 * time.Millisecond,
+		Logger:     slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(lim.Close)
 	api, err := mgmt.New(mgmt.Config{
 		BaseURL: e.url,
 		Tokens:  mgmt.NewClientCredentials(e.url, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil),

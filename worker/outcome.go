@@ -48,6 +48,7 @@ const (
 	ReasonNetwork          Reason = "network_error"
 	ReasonTokenUnavailable Reason = "token_unavailable"
 	ReasonStopping         Reason = "stopping"
+	ReasonLimiterDown      Reason = "limiter_unavailable"
 	ReasonBadRequest       Reason = "bad_request"
 	ReasonUnauthorized     Reason = "unauthorized"
 	ReasonForbidden        Reason = "forbidden"
@@ -82,7 +83,8 @@ func (e *errUnknownOrg) Unwrap() error { return e.err }
 // and error types, never at message text.
 //
 //	nil                                  → Done
-//	worker stopping, context cancelled   → Interrupted
+//	worker stopping, context cancelled,
+//	rate limiter unreachable             → Interrupted
 //	429                                  → Throttled
 //	408, 5xx, no answer, timeout         → Retry
 //	400, 401 (after one token refresh),
@@ -101,6 +103,8 @@ func Classify(err error) Outcome {
 	switch {
 	case errors.Is(err, ratelimit.ErrStopped), errors.Is(err, context.Canceled):
 		return Outcome{Kind: Interrupted, Reason: ReasonStopping, Message: err.Error()}
+	case errors.Is(err, ratelimit.ErrUnavailable):
+		return Outcome{Kind: Interrupted, Reason: ReasonLimiterDown, Message: err.Error()}
 	case errors.As(err, &unknownOrg):
 		return Outcome{Kind: Dead, Reason: ReasonUnknownOrg, Status: unknownOrg.err.Status, ErrorCode: unknownOrg.err.ErrorCode, Message: unknownOrg.err.Message}
 	case errors.As(err, &api):

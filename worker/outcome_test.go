@@ -41,6 +41,7 @@ func TestClassify(t *testing.T) {
 		{"token endpoint throttled", &mgmt.TokenError{Status: 429}, Retry, ReasonTokenUnavailable},
 		{"worker stopping", fmt.Errorf("wait: %w", ratelimit.ErrStopped), Interrupted, ReasonStopping},
 		{"cancelled", context.Canceled, Interrupted, ReasonStopping},
+		{"limiter unreachable", fmt.Errorf("%w: dial tcp: refused", ratelimit.ErrUnavailable), Interrupted, ReasonLimiterDown},
 		{"deadline", context.DeadlineExceeded, Retry, ReasonTimeout},
 		{"anything else", errors.New("boom"), Retry, ReasonError},
 	} {

@@ -17,7 +17,7 @@ import (
 // wait for the budget, and a new worker finishes the rest exactly.
 func TestShutdownFinishesCallsInFlightAndLosesNothing(t *testing.T) {
 	e := newE2E(t, mgmttest.Config{Orgs: 60, Connections: 2, Seed: 3, Faults: mgmttest.Faults{Latency: 400 * time.Millisecond}})
-	e.budget = ratelimit.Config{Global: ratelimit.Bucket{Burst: 10, Rate: 2}}
+	e.budget = ratelimit.Buckets{Global: ratelimit.Bucket{Burst: 10, Rate: 2}}
 	var rows []jobstest.Row
 	for i, org := range e.tenant.Orgs {
 		rows = append(rows, jobstest.Row{Line: i + 2, Change: jobs.Change{Action: jobs.Enable, OrgID: org, ConnectionID: e.tenant.Connections[0].ID}})
@@ -50,7 +50,7 @@ func TestShutdownFinishesCallsInFlightAndLosesNothing(t *testing.T) {
 	}
 	t.Logf("shutdown took %v with %d applied and %d pending", took.Round(time.Millisecond), bc.Applied, bc.Pending)
 
-	e.budget = ratelimit.Config{}
+	e.budget = ratelimit.Buckets{Global: ratelimit.Bucket{Burst: 100, Rate: 1000}}
 	e.startWorker("second", 20)
 	bc = e.waitDone(time.Minute)
 	if bc.Applied != int64(len(rows)) {

@@ -70,7 +70,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 			if o.Tokens, err = tokenSource(e, base); err != nil {
 				return errorf(e, exitUsage, "demo: %v", err)
 			}
-			if o.Limiter, err = a.limiter(); err != nil {
+			if o.Start, err = a.startBuckets(); err != nil {
 				return errorf(e, exitUsage, "demo: %v", err)
 			}
 		}

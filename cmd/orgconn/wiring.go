@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/redisurl"
@@ -67,30 +69,51 @@ func (f *flags) withAPI() *apiFlags {
 	return a
 }
 
-// limiter builds the rate limiter for the flags.
-func (a *apiFlags) limiter() (*ratelimit.Local, error) {
-	cfg, err := ratelimit.PlanConfig(a.plan)
+// limiter joins the fleet's shared rate limiter for the tenant at base.
+func (a *apiFlags) limiter(ctx context.Context, rdb redis.UniversalClient, prefix, base string, log *slog.Logger) (*ratelimit.Limiter, error) {
+	start, err := a.startBuckets()
 	if err != nil {
-		return nil, fmt.Errorf("--plan: %w", err)
+		return nil, err
+	}
+	return ratelimit.New(ctx, ratelimit.Config{
+		Redis: rdb, Prefix: prefix, Tenant: tenantName(base),
+		Start: start, Override: a.rate > 0 || a.burst > 0, Logger: log,
+	})
+}
+
+// startBuckets are the plan's documented buckets, with --rate and --burst
+// replacing the write bucket's numbers (the global one's when the plan has
+// no write bucket).
+func (a *apiFlags) startBuckets() (ratelimit.Buckets, error) {
+	b, err := ratelimit.PlanBuckets(a.plan)
+	if err != nil {
+		return b, fmt.Errorf("--plan: %w", err)
 	}
 	if a.rate < 0 || a.burst < 0 {
-		return nil, fmt.Errorf("--rate and --burst must not be negative")
+		return b, fmt.Errorf("--rate and --burst must not be negative")
 	}
-	if a.rate > 0 || a.burst > 0 {
-		// The override describes the budget orgconn may spend on writes.
-		w := cfg.Write
-		if w.Rate == 0 {
-			w = cfg.Global
-		}
-		if a.rate > 0 {
-			w.Rate = a.rate
-		}
-		if a.burst > 0 {
-			w.Burst = a.burst
-		}
-		cfg = ratelimit.Config{Global: w}
+	if a.rate == 0 && a.burst == 0 {
+		return b, nil
 	}
-	return ratelimit.NewLocal(cfg), nil
+	target := &b.Write
+	if target.Rate == 0 {
+		target = &b.Global
+	}
+	if a.rate > 0 {
+		target.Rate = a.rate
+	}
+	if a.burst > 0 {
+		target.Burst = a.burst
+	}
+	return b, nil
+}
+
+// tenantName names a tenant's budget in Redis: its host.
+func tenantName(base string) string {
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return base
 }
 
 // credentials reads the tenant and its credentials from flags and

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"time"
 
 	"github.com/orgconn/orgconn/worker"
 )
@@ -42,8 +42,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
-	lim, err := a.limiter()
-	if err != nil {
+	if _, err := a.startBuckets(); err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	base, tokens, err := a.credentials(e)
@@ -55,6 +54,11 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer rdb.Close()
+	lim, err := a.limiter(ctx, rdb, q.prefix, base, log)
+	if err != nil {
+		return errorf(e, exitUnavailable, "worker: %v", err)
+	}
+	defer lim.Close()
 	api, err := a.client(ctx, base, tokens, lim)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
@@ -66,10 +70,13 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
-	log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "plan", a.plan, "buckets", fmt.Sprint(lim.Stats().Buckets))
+	if st, err := lim.State(ctx); err == nil {
+		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", tenantName(base), "budget", fmt.Sprint(st.Buckets))
+	}
 	if err := w.Run(ctx); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
-	log.Info("worker stopped", slog.Any("limiter", lim.Stats()))
+	st := lim.Stats()
+	log.Info("worker stopped", "calls", st.Calls, "throttled", st.Throttled, "waited", st.Waited.Round(time.Millisecond))
 	return exitOK
 }

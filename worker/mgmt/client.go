@@ -59,11 +59,16 @@ type Exchange struct {
 
 // Pacer paces calls; it is the seam where orgconn's rate limiter plugs in.
 type Pacer interface {
-	// Wait blocks until a call of class c may be sent, or ctx is done.
-	Wait(ctx context.Context, c Class) error
+	// Wait blocks until a call of class c may be sent, or ctx is done. The
+	// ticket it returns is handed back to Observe with the call's outcome.
+	Wait(ctx context.Context, c Class) (Ticket, error)
 	// Observe is told about every request once its outcome is known.
-	Observe(e Exchange)
+	Observe(t Ticket, e Exchange)
 }
+
+// Ticket is whatever a Pacer needs to connect an answer to the call it
+// paced; the client passes it back unchanged.
+type Ticket any
 
 // Config configures a Client. Only BaseURL and Tokens are required.
 type Config struct {
@@ -263,8 +268,10 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 
 // send makes one HTTP request and returns the body of a success response.
 func (c *Client) send(ctx context.Context, r request, body []byte, token string) ([]byte, error) {
+	var ticket Ticket
 	if c.pacer != nil {
-		if err := c.pacer.Wait(ctx, r.class); err != nil {
+		var err error
+		if ticket, err = c.pacer.Wait(ctx, r.class); err != nil {
 			return nil, err
 		}
 	}
@@ -295,7 +302,7 @@ func (c *Client) send(ctx context.Context, r request, body []byte, token string)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		ex.Received = c.now()
-		c.observe(ex)
+		c.observe(ticket, ex)
 		if ctxErr := context.Cause(ctx); ctxErr != nil && errors.Is(err, ctxErr) && !errors.Is(ctxErr, context.DeadlineExceeded) {
 			return nil, ctxErr // the caller gave up: not the network's fault
 		}
@@ -307,7 +314,7 @@ func (c *Client) send(ctx context.Context, r request, body []byte, token string)
 	ex.Status = resp.StatusCode
 	ex.RateLimit = ParseRateLimit(resp.Header)
 	ex.RetryAfter = ParseRetryAfter(resp.Header, ex.Received)
-	c.observe(ex)
+	c.observe(ticket, ex)
 	if readErr != nil {
 		return nil, &NetworkError{Method: r.method, Path: r.path, Err: fmt.Errorf("read %d response: %w", resp.StatusCode, readErr)}
 	}
@@ -326,8 +333,8 @@ func (c *Client) send(ctx context.Context, r request, body []byte, token string)
 	return nil, ae
 }
 
-func (c *Client) observe(e Exchange) {
+func (c *Client) observe(t Ticket, e Exchange) {
 	if c.pacer != nil {
-		c.pacer.Observe(e)
+		c.pacer.Observe(t, e)
 	}
 }

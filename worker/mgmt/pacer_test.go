@@ -30,6 +30,9 @@ func wantExchanges(t *testing.T, calls []pacerCall, first int, want ...Exchange)
 		if o.ex != ex {
 			t.Errorf("request %d: Observe(%+v), want %+v", i+1, o.ex, ex)
 		}
+		if w.ticket == nil || o.ticket != w.ticket {
+			t.Errorf("request %d: Observe got ticket %v, Wait handed out %v", i+1, o.ticket, w.ticket)
+		}
 	}
 }
 

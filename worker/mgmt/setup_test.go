@@ -50,6 +50,9 @@ type pacerCall struct {
 	class Class    // the class waited for, or ex.Class
 	ex    Exchange // for Observe
 	total int      // the simulator's request count at the time of the call
+	// ticket is what Wait handed out, or what Observe got back; a test
+	// checks they pair up.
+	ticket Ticket
 }
 
 // recordingPacer is a Pacer that records every call, with the simulator's
@@ -59,21 +62,28 @@ type recordingPacer struct {
 	total   func() int
 	waitErr error
 
-	mu    sync.Mutex
-	calls []pacerCall
+	mu     sync.Mutex
+	calls  []pacerCall
+	issued int
 }
 
-func (p *recordingPacer) Wait(_ context.Context, c Class) error {
+func (p *recordingPacer) Wait(_ context.Context, c Class) (Ticket, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls = append(p.calls, pacerCall{wait: true, class: c, total: p.count()})
-	return p.waitErr
+	if p.waitErr != nil {
+		p.calls = append(p.calls, pacerCall{wait: true, class: c, total: p.count()})
+		return nil, p.waitErr
+	}
+	p.issued++
+	t := p.issued
+	p.calls = append(p.calls, pacerCall{wait: true, class: c, total: p.count(), ticket: t})
+	return t, nil
 }
 
-func (p *recordingPacer) Observe(e Exchange) {
+func (p *recordingPacer) Observe(t Ticket, e Exchange) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls = append(p.calls, pacerCall{class: e.Class, ex: e, total: p.count()})
+	p.calls = append(p.calls, pacerCall{class: e.Class, ex: e, total: p.count(), ticket: t})
 }
 
 func (p *recordingPacer) count() int {

@@ -135,6 +135,17 @@ func (c *ClientCredentials) Invalidate(token string) {
 	}
 }
 
+// Fetch gets a new token from the token endpoint, bypassing the cache, and
+// returns it with its lifetime. A fleet-wide cache (worker/tokencache) uses
+// it so that one process fetches for all.
+func (c *ClientCredentials) Fetch(ctx context.Context) (token string, lifetime time.Duration, err error) {
+	token, lifetime, err = c.fetch(ctx)
+	c.mu.Lock()
+	c.fetches++
+	c.mu.Unlock()
+	return token, lifetime, err
+}
+
 func (c *ClientCredentials) fetch(ctx context.Context) (string, time.Duration, error) {
 	body, err := json.Marshal(map[string]string{
 		"grant_type":    "client_credentials",

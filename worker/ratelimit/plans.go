@@ -10,7 +10,7 @@ import (
 // (../shared/reference/auth0-api.md): the API-wide bucket and the
 // organization-connections write and read buckets, as burst and refill per
 // second. A tenant's real limits can differ; they are a starting point.
-var Plans = map[string]Config{
+var Plans = map[string]Buckets{
 	"free":         {Global: Bucket{Burst: 2, Rate: 2}},
 	"essentials":   {Global: Bucket{Burst: 10, Rate: 150.0 / 60}, Write: Bucket{Burst: 5, Rate: 25.0 / 60}, Read: Bucket{Burst: 5, Rate: 50.0 / 60}},
 	"professional": {Global: Bucket{Burst: 10, Rate: 150.0 / 60}, Write: Bucket{Burst: 5, Rate: 25.0 / 60}, Read: Bucket{Burst: 5, Rate: 50.0 / 60}},
@@ -27,11 +27,11 @@ func PlanNames() []string {
 	return names
 }
 
-// PlanConfig returns the buckets of the named plan (any case).
-func PlanConfig(name string) (Config, error) {
+// PlanBuckets returns the buckets of the named plan (any case).
+func PlanBuckets(name string) (Buckets, error) {
 	c, ok := Plans[strings.ToLower(name)]
 	if !ok {
-		return Config{}, fmt.Errorf("unknown plan %q: use one of %s", name, strings.Join(PlanNames(), ", "))
+		return Buckets{}, fmt.Errorf("unknown plan %q: use one of %s", name, strings.Join(PlanNames(), ", "))
 	}
 	return c, nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -45,9 +46,9 @@ type Options struct {
 	// OrgIDs and ConnectionIDs name a real tenant's organizations and
 	// connections to change.
 	OrgIDs, ConnectionIDs []string
-	// Limiter paces calls to BaseURL; nil means the simulator's budget
-	// (burst 10, 20 per second).
-	Limiter *ratelimit.Local
+	// Start is what the rate limiter starts from before it has learned the
+	// tenant's budget; zero means the essentials plan's documented numbers.
+	Start ratelimit.Buckets
 	// Changes is the number of valid changes to generate; zero means 300.
 	Changes int
 	// Seed varies the generated file.
@@ -70,6 +71,7 @@ type Summary struct {
 	Elapsed, Ideal            time.Duration
 	Rate                      float64
 	Throttled, Requests       int
+	Learned                   []ratelimit.BucketState // the budget the limiter learned
 	StateMatches              bool
 	Differences               []string
 	CSVPath                   string
@@ -117,10 +119,14 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	defer t.close()
 	fmt.Fprintf(o.Out, "tenant:  %s (%d organizations, %d connections)\n", t.describe, len(t.tenant.Orgs), len(t.tenant.Connections))
-	lim := o.Limiter
-	if lim == nil {
-		lim = ratelimit.NewLocal(ratelimit.Config{Global: ratelimit.Bucket(simBudget), PauseFloor: 250 * time.Millisecond})
+	if o.Start == (ratelimit.Buckets{}) {
+		o.Start = ratelimit.Plans["essentials"]
 	}
+	lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: o.Prefix, Tenant: t.name(), Start: o.Start, Logger: o.Logger})
+	if err != nil {
+		return sum, err
+	}
+	defer lim.Close()
 	api, err := mgmt.New(mgmt.Config{BaseURL: t.baseURL, Tokens: t.tokens, Pacer: lim, Timeout: 10 * time.Second, UserAgent: "orgconn-demo"})
 	if err != nil {
 		return sum, err
@@ -179,10 +185,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	fmt.Fprintf(o.Out, "  enqueued %d changes, skipped %d invalid rows, in %v\n", res.Enqueued, res.Invalid, res.Elapsed.Round(time.Millisecond))
 
 	// Worker.
-	sum.Rate = lim.Stats().Buckets["global"].Rate
-	if w, ok := lim.Stats().Buckets["write"]; ok && (sum.Rate == 0 || w.Rate < sum.Rate) {
-		sum.Rate = w.Rate
-	}
+	sum.Rate = t.rate
 	w, err := worker.New(worker.Config{
 		Redis: rdb, Ledger: l, API: api, Limiter: lim, Queue: o.Queue, Concurrency: 10,
 		BackoffBase: 200 * time.Millisecond, BackoffMax: 5 * time.Second, WaitDelay: 300 * time.Millisecond,
@@ -206,7 +209,10 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if sum.Rate > 0 {
 		sum.Ideal = time.Duration(float64(sum.Changes) / sum.Rate * float64(time.Second))
 	}
-	sum.Throttled = lim.Stats().Throttled
+	sum.Throttled = int(lim.Stats().Throttled)
+	if st, err := lim.State(ctx); err == nil {
+		sum.Learned = st.Buckets
+	}
 
 	// Dead letters.
 	dead, err := l.DeadLetters(ctx, batch)
@@ -231,7 +237,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 }
 
 // watch prints progress every second until the batch is done.
-func watch(ctx context.Context, out io.Writer, l *ledger.Ledger, batch string, lim *ratelimit.Local, start time.Time) (ledger.BatchCounts, error) {
+func watch(ctx context.Context, out io.Writer, l *ledger.Ledger, batch string, lim *ratelimit.Limiter, start time.Time) (ledger.BatchCounts, error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -278,6 +284,9 @@ func printSummary(w io.Writer, s Summary) {
 	} else {
 		fmt.Fprintf(w, "  429 answers    %d\n", s.Throttled)
 	}
+	for _, b := range s.Learned {
+		fmt.Fprintf(w, "  budget         %s\n", b)
+	}
 	if s.StateMatches {
 		fmt.Fprintf(w, "  final state    equals applying the rows in file order\n")
 	} else {
@@ -301,7 +310,13 @@ type tenant struct {
 	tenant   jobstest.Tenant
 	sim      *mgmttest.Server // in-process simulator, or nil
 	external bool             // an orgconn simulator in another process
+	rate     float64          // the write budget per second, when known
 	close    func()
+}
+
+// name names the tenant's budget in Redis: its host.
+func (t *tenant) name() string {
+	return strings.TrimPrefix(strings.TrimPrefix(t.baseURL, "http://"), "https://")
 }
 
 func openTenant(ctx context.Context, o *Options) (*tenant, error) {
@@ -319,6 +334,7 @@ func openTenant(ctx context.Context, o *Options) (*tenant, error) {
 			describe: fmt.Sprintf("simulated at %s, burst %d and %g writes per second, 1%% 5xx, 0.5%% dropped connections, 0.5%% lost responses", run.URL(), simBudget.Burst, simBudget.Rate),
 			tokens:   mgmt.NewClientCredentials(run.URL(), mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil),
 			sim:      sim,
+			rate:     simBudget.Rate,
 			close:    func() { run.Close(context.Background()) },
 		}
 		t.tenant = tenantOf(sim.Orgs(), sim.Connections())

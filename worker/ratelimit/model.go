@@ -1,0 +1,347 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// How the fleet names and learns buckets.
+//
+// A tenant's answers say, in X-RateLimit-Limit, the size of the bucket they
+// describe, not which bucket it is. A bucket is therefore known by the class
+// of the calls whose answers describe it and its size: "w10" is a bucket of
+// size 10 described by answers to writes. Calls of a class reserve in every
+// bucket that paces their class.
+//
+//   - Cold start: until the first answer of a class arrives, calls of the
+//     class are paced by the starting buckets (plan-global, plan-write,
+//     plan-read) from the plan or --rate/--burst. The first answer ends that
+//     for its class (answerScript): from then on, only buckets answers
+//     describe pace it. A bucket first described starts from the starting
+//     bucket of its size, else the slowest starting rate of its class.
+//
+// One process at a time (it holds a lease) learns for the fleet, from every
+// answer recorded (samples), every LearnEvery:
+//
+//   - Measure: the Learner's estimate of a bucket's refill, paced at
+//     min(rate·(1−Margin), rate − 2·StdErr).
+//   - Probe: a call that waited for its slot found the bucket more than half
+//     full: the model refills too slowly. The rate is raised by a factor of
+//     1 + Remaining/(2·Limit), at most every 500 ms and not just after an
+//     estimate moved it, until the bucket binds and can be measured.
+//   - Cut: a 429 refused by a bucket the model thought had a token: its rate
+//     is cut to 75% (at most once a second) and what was learned of it is
+//     forgotten: its limits changed, or the estimate was wrong. It is
+//     measured afresh from the answers that follow.
+//   - Refused elsewhere: a 429 whose headers describe a bucket that still
+//     had tokens was refused by another bucket: the other buckets pacing the
+//     class are cut; if there are none, a bucket no answer ever describes
+//     said no, and "hidden-w" (or "hidden-r") paces the class from 70% of the
+//     described bucket's rate, probing 5% higher every 2 s without a 429.
+//   - Retire: a bucket that none of the last retireAfter answers of its
+//     class described stops pacing (its classes become "-"): it does not
+//     bind (when headers describe the tightest bucket, a binding bucket is
+//     described). It keeps what was learned and paces again when an answer
+//     describes it.
+
+// retireAfter is how many answers of a class may pass without describing a
+// bucket before it stops pacing.
+const retireAfter = 100
+
+// maxProbeRate caps probing upwards (calls per second).
+const maxProbeRate = 1000
+
+// planIDs are the starting buckets and their classes.
+var planIDs = []struct{ id, classes string }{{"plan-global", "rw"}, {"plan-write", "w"}, {"plan-read", "r"}}
+
+func (b Buckets) of(id string) Bucket {
+	switch id {
+	case "plan-global":
+		return b.Global
+	case "plan-write":
+		return b.Write
+	case "plan-read":
+		return b.Read
+	}
+	return Bucket{}
+}
+
+// startRate is where a newly described bucket starts: the starting bucket of
+// its size and class, else the slowest starting rate of its class, else 1/s.
+func (l *Limiter) startRate(cls string, limit int) float64 {
+	slowest := 0.0
+	for _, p := range planIDs {
+		b := l.cfg.Start.of(p.id)
+		if b.Rate <= 0 || !contains(p.classes, cls) {
+			continue
+		}
+		if b.Burst == limit {
+			return b.Rate
+		}
+		if slowest == 0 || b.Rate < slowest {
+			slowest = b.Rate
+		}
+	}
+	if slowest == 0 {
+		return 1
+	}
+	return slowest
+}
+
+// learning is the state of the learning process.
+type learning struct {
+	learner *Learner
+	seq     int64                  // last sample read
+	answers map[string]int         // samples read, by class letter
+	seen    map[string]int         // by bucket: answers of its class read when it was last described
+	probed  map[string]time.Time   // by bucket: last raised by probing
+	cut     map[string]time.Time   // by bucket: last cut after a 429
+	model   map[string]BucketState // the fleet's model as last read
+}
+
+func newLearning(cfg LearnerConfig) *learning {
+	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
+		probed: map[string]time.Time{}, cut: map[string]time.Time{}}
+}
+
+// learnLoop takes the learning lease when free and, while holding it,
+// learns every LearnEvery.
+func (l *Limiter) learnLoop(ctx context.Context) {
+	t := time.NewTicker(l.cfg.LearnEvery)
+	defer t.Stop()
+	leading := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, err := l.store.lead(ctx, l.id, 4*l.cfg.LearnEvery+time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("cannot reach the learning lease", "err", err)
+			}
+			continue
+		}
+		if ok != leading {
+			leading = ok
+			l.mu.Lock()
+			l.stats.Leading = ok
+			l.mu.Unlock()
+			if ok {
+				l.log.Info("this process learns the tenant's budget for the fleet")
+				l.learn = newLearning(l.cfg.Learner) // start from the samples still kept
+			}
+		}
+		if ok {
+			if err := l.learnOnce(ctx, l.cfg.now()); err != nil && ctx.Err() == nil {
+				l.log.Warn("learning failed", "err", err)
+			}
+		}
+	}
+}
+
+// learnOnce reads the answers recorded since the last time, learns from
+// them and records what changed.
+func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
+	lg := l.learn
+	st, err := l.store.state(ctx)
+	if err != nil {
+		return err
+	}
+	lg.model = map[string]BucketState{}
+	for _, b := range st.Buckets {
+		lg.model[b.ID] = b
+	}
+	samples, err := l.store.samplesSince(ctx, lg.seq)
+	if err != nil {
+		return err
+	}
+	changed := map[string]BucketState{}
+	set := func(b BucketState) { lg.model[b.ID] = b; changed[b.ID] = b }
+	estimates := map[string]Estimate{}
+	probe := map[string]sample{}
+	for _, s := range samples {
+		lg.seq = s.seq
+		cls := s.bucket[:1]
+		lg.answers[cls]++
+		lg.seen[s.bucket] = lg.answers[cls]
+		if s.paused {
+			lg.learner.Break() // counts around a pause do not line up
+		}
+		if !s.stale {
+			if est, ok := lg.learner.Observe(Sample{Bucket: s.bucket, At: s.at, Limit: s.limit, Remaining: s.remaining, Count: s.count, Throttled: s.refused}); ok {
+				estimates[s.bucket] = est
+			}
+		}
+		switch {
+		case s.refused && s.stale:
+			// Reserved before a pause ended: it says nothing new.
+		case s.refused && s.remaining == 0:
+			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
+				lg.cut[s.bucket] = now
+				l.log.Info("429: cutting the bucket's rate", "bucket", b.ID, "rate", round(b.Rate*0.75), "was", round(b.Rate))
+				b.Rate, b.Source = b.Rate*0.75, "cut"
+				set(b)
+				lg.learner.Forget(b.ID) // measure afresh
+				delete(estimates, b.ID)
+			}
+		case s.refused:
+			for _, b := range l.refusedElsewhere(cls, s, now) {
+				set(b)
+			}
+		case s.waited && !s.stale && NearFull(s.remaining, s.limit):
+			probe[s.bucket] = s
+		}
+	}
+	adopted := map[string]bool{}
+	for id, est := range estimates {
+		if b, ok := lg.model[id]; ok {
+			if b, ok := l.adopt(b, est); ok {
+				set(b)
+				adopted[id] = true
+				lg.probed[id] = now // an estimate just moved it: no probe on top
+			}
+		}
+	}
+	for id, s := range probe {
+		b, ok := lg.model[id]
+		if !ok || b.Rate >= maxProbeRate || now.Sub(lg.probed[id]) < 500*time.Millisecond || now.Sub(lg.cut[id]) < 2*time.Second {
+			continue
+		}
+		if adopted[id] || b.Source == string(Measured) && estimates[id].Rate > 0 {
+			continue // a fresh estimate of this bucket stands
+		}
+		lg.probed[id] = now
+		if b.Source != "probing" {
+			l.log.Info("rate-limit bucket refills faster than modelled: probing", "bucket", id, "rate", round(b.Rate))
+		}
+		b.Rate, b.Source = b.Rate*(1+float64(s.remaining)/float64(2*s.limit)), "probing"
+		set(b)
+	}
+	for _, b := range l.retireOrProbeHidden(now) {
+		set(b)
+	}
+	for _, id := range sortedKeys(changed) {
+		b := changed[id]
+		rate := b.Rate
+		if b.Classes == "-" || rate == 0 {
+			rate = 0 // keep the numbers: only the classes change
+		}
+		if err := l.store.tune(ctx, tune{bucket: id, rate: rate, burst: b.Burst, classes: b.Classes, source: b.Source}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adopt takes a learned estimate into the bucket when it differs enough.
+func (l *Limiter) adopt(b BucketState, est Estimate) (BucketState, bool) {
+	pace := est.Rate
+	if est.Basis == Measured {
+		// Pace below the measurement by the margin, or by two standard
+		// errors when the samples are few or noisy: the sync with each
+		// answer hands back what caution leaves unused; too fast costs 429s.
+		pace = math.Min(est.Rate*(1-l.cfg.Margin), est.Rate-2*est.StdErr)
+		if pace <= 0 {
+			return b, false
+		}
+	} else if pace <= b.Rate {
+		return b, false // a lower bound below what is known tells nothing
+	}
+	if math.Abs(pace-b.Rate) <= 0.03*b.Rate && b.Source == string(est.Basis) {
+		return b, false
+	}
+	level := slog.LevelDebug
+	if math.Abs(pace-b.Rate) > 0.1*b.Rate || b.Source != string(est.Basis) {
+		level = slog.LevelInfo
+	}
+	l.log.Log(context.Background(), level, "rate-limit refill learned", "bucket", b.ID, "burst", b.Burst, "rate", round(pace), "was", round(b.Rate), "basis", string(est.Basis), "samples", est.Points, "stderr", round(est.StdErr))
+	b.Rate, b.Source = pace, string(est.Basis)
+	return b, true
+}
+
+// refusedElsewhere handles a 429 whose headers describe a bucket that still
+// had tokens (see the comment at the top of this file).
+func (l *Limiter) refusedElsewhere(cls string, s sample, now time.Time) []BucketState {
+	lg := l.learn
+	var out []BucketState
+	for _, id := range sortedKeys(lg.model) {
+		b := lg.model[id]
+		if id == s.bucket || !contains(b.Classes, cls) || b.Rate <= 0 || strings.HasPrefix(id, "plan-") || now.Sub(lg.cut[id]) < time.Second {
+			continue
+		}
+		lg.cut[id] = now
+		lg.learner.Forget(id)
+		l.log.Info("429 from another bucket than the answer describes: cutting it", "bucket", id, "rate", round(b.Rate*0.75), "described", s.bucket)
+		b.Rate, b.Source = b.Rate*0.75, map[bool]string{true: "hidden", false: "cut"}[b.Source == "hidden"]
+		out = append(out, b)
+	}
+	if len(out) > 0 || lg.hasPacer(cls, s.bucket) {
+		return out
+	}
+	id := "hidden-" + cls
+	described := lg.model[s.bucket]
+	h := BucketState{ID: id, Classes: cls, Burst: max(1, described.Burst/2), Rate: described.Rate * 0.7, Source: "hidden"}
+	lg.cut[id] = now
+	l.log.Info("a bucket the answers do not describe refused a call: pacing by it", "bucket", id, "rate", round(h.Rate), "burst", h.Burst)
+	return []BucketState{h}
+}
+
+// hasPacer reports whether a bucket other than except paces the class.
+func (lg *learning) hasPacer(cls, except string) bool {
+	for id, b := range lg.model {
+		if id != except && contains(b.Classes, cls) && b.Rate > 0 && !strings.HasPrefix(id, "plan-") {
+			return true
+		}
+	}
+	return false
+}
+
+// retireOrProbeHidden stops pacing by buckets that answers no longer
+// describe, and probes hidden ones.
+func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
+	lg := l.learn
+	var out []BucketState
+	for _, id := range sortedKeys(lg.model) {
+		b := lg.model[id]
+		if b.Classes == "-" || strings.HasPrefix(id, "plan-") || b.Rate <= 0 {
+			continue
+		}
+		if b.Source == "hidden" {
+			if now.Sub(lg.cut[id]) >= 2*time.Second && now.Sub(lg.probed[id]) >= 2*time.Second {
+				lg.probed[id] = now
+				b.Rate *= 1.05
+				out = append(out, b)
+			}
+			continue
+		}
+		cls := b.Classes[:1]
+		seen, ok := lg.seen[id]
+		if !ok {
+			lg.seen[id] = lg.answers[cls] // first met now: count from here
+			continue
+		}
+		if lg.answers[cls]-seen > retireAfter {
+			l.log.Info("rate-limit bucket no longer described: not pacing by it", "bucket", id, "answers", lg.answers[cls]-seen)
+			b.Classes = "-"
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func round(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -1,0 +1,541 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The fleet's model of a tenant's budget lives in one Redis hash, so every
+// script runs on one node of a cluster and sees one clock (Redis TIME):
+//
+//	ids            space-separated bucket ids
+//	pause          no call starts before this instant (µs since the epoch)
+//	pauseat        when that pause was set
+//	seq            number of answers recorded
+//	<id>:cls       classes the bucket paces: "w", "r", "rw", or "-" for none
+//	<id>:burst     its size
+//	<id>:rate      its refill, tokens per second
+//	<id>:tat       GCRA theoretical arrival time (µs since the epoch)
+//	<id>:n         calls that drew from it (a 429 is taken back out)
+//	<id>:src       where its numbers come from: plan, override, measured,
+//	               at-least, probing, cut, hidden
+//
+// beside it the list <hash>:samples (the latest answers, newest first) and
+// the key <hash>:leader (the process that learns). Times are Redis's;
+// callers send ages, never their own clock's instants.
+
+// reserveScript reserves a slot for one call in every bucket that applies to
+// its class. Each bucket is a GCRA: with burst B and emission interval
+// T = 1/rate, a call may go at the earliest instant t ≥ base with
+// t ≥ tat − (B−1)·T, where base is now or the end of a pause; the call goes
+// at the latest of these instants over its buckets. The bucket that sets that
+// instant moves its tat to max(base, tat) + T as GCRA does; the others take
+// their token at base too — earlier than the call will use it, which is safe,
+// whereas taking it at the later instant would block calls of other classes
+// that could go before it.
+//
+// A slot further than the horizon away is not reserved: the caller is told
+// when to ask again instead, so that no caller holds a token far ahead — a
+// model that learns a faster refill, or a sync that finds spare tokens,
+// helps at once instead of after every slot already handed out.
+//
+// KEYS[1] the hash. ARGV[1] the class letter, "w" or "r"; ARGV[2] the
+// horizon in µs.
+// Returns {wait µs, pause remaining µs, reserved (1/0), now µs, spaced
+// (1/0), id1, n1, id2, n2, …}: when to send (or, unreserved, when to ask
+// again), whether the slot was set by a bucket's spacing, and each bucket's
+// counter including this call.
+var reserveScript = redis.NewScript(`
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local h = KEYS[1]
+local pause = tonumber(redis.call('HGET', h, 'pause') or '0')
+local base = math.max(now, pause)
+local at = base
+local use = {}
+for id in string.gmatch(redis.call('HGET', h, 'ids') or '', '%S+') do
+  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat')
+  local rate = tonumber(f[2] or '0') or 0
+  if f[1] and string.find(f[1], ARGV[1], 1, true) and rate > 0 then
+    local T = 1000000 / rate
+    local burst = math.max(tonumber(f[3] or '1') or 1, 1)
+    local tat = tonumber(f[4] or '0') or 0
+    local e = tat - (burst - 1) * T
+    if e > at then at = e end
+    use[#use + 1] = {id, T, tat}
+  end
+end
+-- spaced: the slot comes after the previous call's by the bucket's spacing
+-- (not at once, not merely when a pause ends): calls reserved before it
+-- were sent before it.
+local spaced = (at > base) and 1 or 0
+local out = {math.floor(at - now), math.floor(math.max(pause - now, 0)), 1, string.format('%.0f', now), spaced}
+if at - now > tonumber(ARGV[2]) then
+  -- Rounded up: asking again sooner would find the slot still too far.
+  out[1] = math.max(math.ceil(at - now - tonumber(ARGV[2])), 1)
+  out[3] = 0
+  return out
+end
+for _, b in ipairs(use) do
+  local tat = math.max(base, b[3]) + b[2]
+  redis.call('HSET', h, b[1] .. ':tat', string.format('%.0f', tat))
+  out[#out + 1] = b[1]
+  out[#out + 1] = redis.call('HINCRBY', h, b[1] .. ':n', 1)
+end
+return out
+`)
+
+// answerScript records one answer. It
+//
+//   - takes a 429's call back out of the counters of the buckets it drew
+//     from, and starts or extends the fleet's pause;
+//   - for the bucket the headers describe (ARGV[1], "" when none): creates
+//     it with the given starting numbers if the fleet does not know it,
+//     makes it pace the answer's class again if it had stopped, and ends the
+//     cold start for the class (the plan-* buckets stop pacing it);
+//   - syncs that bucket to what the tenant said: it had Remaining tokens when
+//     the call arrived; since then it refilled for age at its rate and
+//     (n now − n of the call) calls drew from it. With fewer tokens than
+//     modelled, tat moves later; with at least one more — and only if no
+//     older call can still be on its way (the call waited for its slot, so
+//     older ones were sent first) — it moves earlier but keeps one token in
+//     hand;
+//   - appends the answer to the samples list for the learning process.
+//
+// KEYS[1] the hash, KEYS[2] the samples list.
+// ARGV[1] bucket id, ARGV[2] class letter, ARGV[3] Remaining, ARGV[4] the
+// bucket's counter at the call's reservation (0: it did not draw from it),
+// ARGV[5] age of the answer in µs, ARGV[6] round trip in µs, ARGV[7] flags
+// (1 refused with 429, 2 the call waited for its slot), ARGV[8] pause in µs
+// (0: none), ARGV[9] starting burst, ARGV[10] starting rate, ARGV[11] the
+// buckets the call drew from with its counter in each ("id:n id:n"),
+// ARGV[12] the Redis time (µs) of
+// the call's reservation, ARGV[13] retention in seconds, ARGV[14] samples
+// kept, ARGV[15] the shortest pause in µs. A 429 refused by the described
+// bucket (Remaining 0) whose refill is measured pauses no longer than that
+// bucket takes to fill: waiting longer throws refill away.
+// Returns {pause remaining µs, the bucket's rate ×1000, its burst, its
+// source, tokens the tenant has now ×1000}.
+var answerScript = redis.NewScript(`
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
+local flags = tonumber(ARGV[7])
+local refused = flags % 2 == 1
+local pause = tonumber(redis.call('HGET', h, 'pause') or '0')
+local stale = tonumber(ARGV[12]) < pause
+-- The buckets the call drew from, with its counter in each.
+local drew = {}
+for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
+  drew[#drew + 1] = {d, tonumber(c)}
+end
+if refused then
+  for _, d in ipairs(drew) do
+    redis.call('HINCRBY', h, d[1] .. ':n', -1)
+  end
+end
+local rate, burst, src, tokens = 0, 0, '', 0
+if id ~= '' then
+  local ids = redis.call('HGET', h, 'ids') or ''
+  for p in string.gmatch(ids, '%S+') do
+    if string.sub(p, 1, 5) == 'plan-' then
+      local c = redis.call('HGET', h, p .. ':cls') or ''
+      if string.find(c, cls, 1, true) then
+        c = string.gsub(c, cls, '')
+        redis.call('HSET', h, p .. ':cls', (c == '' and '-') or c)
+      end
+    end
+  end
+  if not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
+    redis.call('HSET', h, 'ids', (ids == '' and id) or (ids .. ' ' .. id))
+    redis.call('HSET', h, id .. ':cls', cls, id .. ':burst', ARGV[9], id .. ':rate', ARGV[10], id .. ':src', 'plan')
+  else
+    local c = redis.call('HGET', h, id .. ':cls') or '-'
+    if not string.find(c, cls, 1, true) then
+      redis.call('HSET', h, id .. ':cls', (c == '-' and cls) or (c .. cls))
+    end
+  end
+  local f = redis.call('HMGET', h, id .. ':rate', id .. ':burst', id .. ':tat', id .. ':n', id .. ':src')
+  rate, burst, src = tonumber(f[1] or '0') or 0, tonumber(f[2] or '1') or 1, f[5] or ''
+  local count = tonumber(ARGV[4])
+  local since = nil -- calls that drew from the bucket since this one
+  if count > 0 then
+    local n = tonumber(f[4] or '0') or 0
+    if refused then count = count - 1 end
+    since = n - count
+  elseif #drew > 0 then
+    -- The call did not draw from this bucket (it was not known, or not
+    -- pacing the class, when the call was reserved): the buckets it drew
+    -- from tell how many calls were reserved since; all of them may draw
+    -- from this one. Only a sync down is safe on that ground.
+    since = 0
+    for _, d in ipairs(drew) do
+      local n = tonumber(redis.call('HGET', h, d[1] .. ':n') or '0') or 0
+      since = math.max(since, n - d[2] + (refused and 1 or 0))
+    end
+    flags = flags - (flags % 4 >= 2 and 2 or 0)
+  end
+  if since and rate > 0 then
+    local T = 1000000 / rate
+    local tat = tonumber(f[3] or '0') or 0
+    tokens = tonumber(ARGV[3]) - since + tonumber(ARGV[5]) / T
+    if tokens > burst then tokens = burst end
+    local target = now + (burst - tokens) * T
+    if target > tat then
+      redis.call('HSET', h, id .. ':tat', string.format('%.0f', target))
+    elseif target + T < tat and flags % 4 >= 2 then
+      redis.call('HSET', h, id .. ':tat', string.format('%.0f', target + T))
+    end
+  end
+end
+local newpause = 0
+local p = tonumber(ARGV[8])
+if refused and p > 0 then
+  if src == 'measured' and rate > 0 and tonumber(ARGV[3]) == 0 then
+    -- The bucket that refused is measured: no longer than it takes to fill.
+    p = math.max(tonumber(ARGV[15]), math.min(p, burst * 1000000 / rate))
+  end
+  if now + p > pause then
+    pause = now + p
+    newpause = 1
+    redis.call('HSET', h, 'pause', string.format('%.0f', pause), 'pauseat', string.format('%.0f', now))
+  end
+end
+if id ~= '' then
+  local seq = redis.call('HINCRBY', h, 'seq', 1)
+  local at = now - tonumber(ARGV[5]) - tonumber(ARGV[6]) / 2
+  local sflags = tonumber(ARGV[7]) + (stale and 4 or 0) + newpause * 8
+  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d', seq, at, id, ARGV[3], ARGV[4], burst, sflags))
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[14]) - 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[13])
+end
+redis.call('EXPIRE', h, ARGV[13])
+return {math.floor(math.max(pause - now, 0)), math.floor(rate * 1000), burst, src, math.floor(tokens * 1000)}
+`)
+
+// tuneScript sets a bucket's numbers, as the learning process decided. A
+// new rate restates the debt of calls already reserved, (tat − now)·old
+// rate tokens, at the new rate.
+//
+// KEYS[1] the hash. ARGV[1] id, ARGV[2] rate ("" keeps, "0" stops pacing
+// by it), ARGV[3] burst ("" keeps), ARGV[4] classes ("" keeps), ARGV[5]
+// source ("" keeps).
+var tuneScript = redis.NewScript(`
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local h, id = KEYS[1], ARGV[1]
+local ids = redis.call('HGET', h, 'ids') or ''
+if not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
+  redis.call('HSET', h, 'ids', (ids == '' and id) or (ids .. ' ' .. id))
+end
+if ARGV[2] ~= '' then
+  local old = tonumber(redis.call('HGET', h, id .. ':rate') or '0') or 0
+  local tat = tonumber(redis.call('HGET', h, id .. ':tat') or '0') or 0
+  local new = tonumber(ARGV[2])
+  if old > 0 and new > 0 and tat > now then
+    redis.call('HSET', h, id .. ':tat', string.format('%.0f', now + (tat - now) * old / new))
+  end
+  redis.call('HSET', h, id .. ':rate', ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('HSET', h, id .. ':burst', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', h, id .. ':cls', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', h, id .. ':src', ARGV[5]) end
+return 0
+`)
+
+// cancelScript takes an unused reservation's call back out of its buckets'
+// counters. KEYS[1] the hash; ARGV ids.
+var cancelScript = redis.NewScript(`
+for _, id in ipairs(ARGV) do
+  redis.call('HINCRBY', KEYS[1], id .. ':n', -1)
+end
+return 0
+`)
+
+// seedScript records a starting bucket unless the fleet already knows it
+// (or force is set).
+//
+// KEYS[1] the hash. ARGV[1] id, ARGV[2] classes, ARGV[3] burst, ARGV[4]
+// rate, ARGV[5] source, ARGV[6] 1 to overwrite what is known, ARGV[7]
+// retention in seconds. Returns 1 if written.
+var seedScript = redis.NewScript(`
+local h, id = KEYS[1], ARGV[1]
+local ids = redis.call('HGET', h, 'ids') or ''
+local known = string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true)
+if known and ARGV[6] ~= '1' then
+  return 0
+end
+if not known then
+  redis.call('HSET', h, 'ids', (ids == '' and id) or (ids .. ' ' .. id))
+end
+redis.call('HSET', h, id .. ':cls', ARGV[2], id .. ':burst', ARGV[3], id .. ':rate', ARGV[4], id .. ':src', ARGV[5])
+redis.call('EXPIRE', h, ARGV[7])
+return 1
+`)
+
+// leadScript takes or keeps the learning lease. KEYS[1] the lease key;
+// ARGV[1] this process, ARGV[2] lease in ms. Returns 1 if this process
+// holds it.
+var leadScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] or not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// store runs the scripts against one tenant's keys.
+type store struct {
+	rdb       redis.UniversalClient
+	key       string
+	samples   string
+	leader    string
+	channel   string
+	retention time.Duration
+	keep      int // samples kept
+}
+
+func newStore(rdb redis.UniversalClient, prefix, tenant string, retention time.Duration) store {
+	key := "{" + prefix + "}:rl:" + tenant
+	return store{rdb: rdb, key: key, samples: key + ":samples", leader: key + ":leader", channel: key + ":pause", retention: retention, keep: 4096}
+}
+
+// reservation is the answer to reserve.
+type reservation struct {
+	wait, pause time.Duration
+	at          int64 // Redis time of the reservation, µs
+	spaced      bool  // the slot was set by a bucket's spacing: older calls go first
+	// counts holds each bucket drawn from and its counter with this call;
+	// nil when nothing was reserved (the slot was beyond the horizon: ask
+	// again after wait).
+	counts map[string]int64
+}
+
+// reserved reports whether a slot was reserved.
+func (r reservation) reserved() bool { return r.counts != nil }
+
+func (s *store) reserve(ctx context.Context, class string, horizon time.Duration) (reservation, error) {
+	v, err := reserveScript.Run(ctx, s.rdb, []string{s.key}, class, horizon.Microseconds()).Slice()
+	if err != nil {
+		return reservation{}, err
+	}
+	var r reservation
+	w, _ := v[0].(int64)
+	p, _ := v[1].(int64)
+	r.wait, r.pause = time.Duration(w)*time.Microsecond, time.Duration(p)*time.Microsecond
+	if ok, _ := v[2].(int64); ok == 1 {
+		r.counts = map[string]int64{}
+	}
+	at, _ := v[3].(string)
+	r.at, _ = strconv.ParseInt(at, 10, 64)
+	if sp, _ := v[4].(int64); sp == 1 {
+		r.spaced = true
+	}
+	for i := 5; i+1 < len(v); i += 2 {
+		id, _ := v[i].(string)
+		n, _ := v[i+1].(int64)
+		r.counts[id] = n
+	}
+	return r, nil
+}
+
+// answer is one call to answerScript.
+type answer struct {
+	bucket     string // "" when the answer had no usable headers
+	class      string
+	remaining  int
+	count      int64
+	age, rtt   time.Duration
+	refused    bool
+	waited     bool
+	pause      time.Duration
+	startBurst int
+	startRate  float64
+	drewFrom   map[string]int64 // each bucket the call drew from → its counter with the call
+	reservedAt int64
+	floor      time.Duration // shortest pause
+}
+
+func drewList(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, id := range sortedKeys(m) {
+		parts = append(parts, id+":"+strconv.FormatInt(m[id], 10))
+	}
+	return strings.Join(parts, " ")
+}
+
+// answered is what answerScript returns.
+type answered struct {
+	pause  time.Duration
+	rate   float64
+	burst  int
+	source string
+	tokens float64
+}
+
+func (s *store) answer(ctx context.Context, a answer) (answered, error) {
+	flags := 0
+	if a.refused {
+		flags |= 1
+	}
+	if a.waited {
+		flags |= 2
+	}
+	v, err := answerScript.Run(ctx, s.rdb, []string{s.key, s.samples},
+		a.bucket, a.class, a.remaining, a.count, a.age.Microseconds(), a.rtt.Microseconds(), flags, a.pause.Microseconds(),
+		a.startBurst, strconv.FormatFloat(a.startRate, 'g', 6, 64), drewList(a.drewFrom), a.reservedAt,
+		int64(s.retention/time.Second), s.keep, a.floor.Microseconds()).Slice()
+	if err != nil {
+		return answered{}, err
+	}
+	p, _ := v[0].(int64)
+	r, _ := v[1].(int64)
+	b, _ := v[2].(int64)
+	src, _ := v[3].(string)
+	t, _ := v[4].(int64)
+	return answered{pause: time.Duration(p) * time.Microsecond, rate: float64(r) / 1000, burst: int(b), source: src, tokens: float64(t) / 1000}, nil
+}
+
+// tune is one call to tuneScript: a zero rate or burst, or an empty string,
+// keeps the current value; a negative rate stops pacing by the bucket.
+type tune struct {
+	bucket  string
+	rate    float64
+	burst   int
+	classes string
+	source  string
+}
+
+func (s *store) tune(ctx context.Context, t tune) error {
+	rate := ""
+	switch {
+	case t.rate < 0:
+		rate = "0"
+	case t.rate > 0:
+		rate = strconv.FormatFloat(t.rate, 'g', 6, 64)
+	}
+	burst := ""
+	if t.burst > 0 {
+		burst = strconv.Itoa(t.burst)
+	}
+	return tuneScript.Run(ctx, s.rdb, []string{s.key}, t.bucket, rate, burst, t.classes, t.source).Err()
+}
+
+func (s *store) cancel(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return cancelScript.Run(ctx, s.rdb, []string{s.key}, args...).Err()
+}
+
+func (s *store) seed(ctx context.Context, id, classes string, b Bucket, source string, force bool) (bool, error) {
+	n, err := seedScript.Run(ctx, s.rdb, []string{s.key}, id, classes, b.Burst, strconv.FormatFloat(b.Rate, 'g', 6, 64), source, map[bool]string{true: "1", false: "0"}[force], int64(s.retention/time.Second)).Int64()
+	return n == 1, err
+}
+
+// lead takes or renews the learning lease for holder.
+func (s *store) lead(ctx context.Context, holder string, lease time.Duration) (bool, error) {
+	n, err := leadScript.Run(ctx, s.rdb, []string{s.leader}, holder, lease.Milliseconds()).Int64()
+	return n == 1, err
+}
+
+// sample is one recorded answer.
+type sample struct {
+	seq       int64
+	at        time.Time // arrival at the tenant, Redis clock
+	bucket    string
+	remaining int
+	count     int64
+	limit     int
+	refused   bool
+	waited    bool
+	stale     bool // the call was reserved before the latest pause was set
+	paused    bool // this 429 started or extended the pause
+}
+
+// samplesSince returns the recorded answers after seq, oldest first.
+func (s *store) samplesSince(ctx context.Context, seq int64) ([]sample, error) {
+	raw, err := s.rdb.LRange(ctx, s.samples, 0, int64(s.keep)-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []sample
+	for _, r := range raw {
+		f := strings.Fields(r)
+		if len(f) != 7 {
+			continue
+		}
+		sm := sample{bucket: f[2]}
+		sm.seq, _ = strconv.ParseInt(f[0], 10, 64)
+		if sm.seq <= seq {
+			break // newest first: the rest were seen
+		}
+		us, _ := strconv.ParseInt(f[1], 10, 64)
+		sm.at = time.UnixMicro(us)
+		sm.remaining, _ = strconv.Atoi(f[3])
+		sm.count, _ = strconv.ParseInt(f[4], 10, 64)
+		sm.limit, _ = strconv.Atoi(f[5])
+		flags, _ := strconv.Atoi(f[6])
+		sm.refused, sm.waited, sm.stale, sm.paused = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+		out = append(out, sm)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// BucketState is the fleet's current model of one bucket.
+type BucketState struct {
+	ID      string  `json:"id"`
+	Classes string  `json:"classes"` // "w", "r", "rw", or "-" when it no longer paces calls
+	Burst   int     `json:"burst"`
+	Rate    float64 `json:"rate"`   // tokens per second
+	Source  string  `json:"source"` // plan, override, measured, at-least, probing, cut, hidden
+	Calls   int64   `json:"calls"`  // calls that drew from it
+}
+
+// State is the fleet's current model of a tenant's budget.
+type State struct {
+	Buckets     []BucketState `json:"buckets"`
+	PausedUntil time.Time     `json:"paused_until,omitzero"`
+	Answers     int64         `json:"answers"`
+}
+
+func (s *store) state(ctx context.Context) (State, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key).Result()
+	if err != nil {
+		return State{}, err
+	}
+	var st State
+	for _, id := range strings.Fields(m["ids"]) {
+		b := BucketState{ID: id, Classes: m[id+":cls"], Source: m[id+":src"]}
+		b.Burst, _ = strconv.Atoi(m[id+":burst"])
+		b.Rate, _ = strconv.ParseFloat(m[id+":rate"], 64)
+		b.Calls, _ = strconv.ParseInt(m[id+":n"], 10, 64)
+		st.Buckets = append(st.Buckets, b)
+	}
+	sort.Slice(st.Buckets, func(i, j int) bool { return st.Buckets[i].ID < st.Buckets[j].ID })
+	st.Answers, _ = strconv.ParseInt(m["seq"], 10, 64)
+	if p, _ := strconv.ParseInt(m["pause"], 10, 64); p > 0 {
+		if tm, err := s.rdb.Time(ctx).Result(); err == nil && time.UnixMicro(p).After(tm) {
+			st.PausedUntil = time.Now().Add(time.UnixMicro(p).Sub(tm))
+		}
+	}
+	return st, nil
+}
+
+func (b BucketState) String() string {
+	return fmt.Sprintf("%s(%s) burst %d, %.4g/s [%s]", b.ID, b.Classes, b.Burst, b.Rate, b.Source)
+}

@@ -1,0 +1,256 @@
+package ratelimit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// fixedStore is a store on an embedded Redis whose clock the test sets.
+type fixedStore struct {
+	store
+	mr  *miniredis.Miniredis
+	now time.Time
+}
+
+func newFixedStore(t *testing.T) *fixedStore {
+	t.Helper()
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mr.Close)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := &fixedStore{store: newStore(rdb, "t", "tenant", time.Hour), mr: mr, now: t0}
+	mr.SetTime(t0)
+	return s
+}
+
+func (s *fixedStore) at(d time.Duration) {
+	s.now = t0.Add(d)
+	s.mr.SetTime(s.now)
+}
+
+func (s *fixedStore) mustSeed(t *testing.T, id, cls string, b Bucket) {
+	t.Helper()
+	if _, err := s.seed(context.Background(), id, cls, b, "plan", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *fixedStore) mustReserve(t *testing.T, class string) reservation {
+	t.Helper()
+	r, err := s.reserve(context.Background(), class, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (s *fixedStore) mustAnswer(t *testing.T, a answer) answered {
+	t.Helper()
+	if a.class == "" {
+		a.class = "w"
+	}
+	got, err := s.answer(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (s *fixedStore) mustCancel(t *testing.T, ids ...string) {
+	t.Helper()
+	if err := s.cancel(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waits(t *testing.T, s *fixedStore, class string, n int) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for i := 0; i < n; i++ {
+		out = append(out, s.mustReserve(t, class).wait)
+	}
+	return out
+}
+
+func equalDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if d := a[i] - b[i]; d > time.Microsecond || d < -time.Microsecond {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReserveIsAGCRA(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 3, Rate: 10})
+	// A full bucket lets 3 go at once, then one every 100 ms.
+	got := waits(t, s, "w", 5)
+	want := []time.Duration{0, 0, 0, 100 * time.Millisecond, 200 * time.Millisecond}
+	if !equalDurations(got, want) {
+		t.Fatalf("waits %v, want %v", got, want)
+	}
+	// 250 ms later, the slot after the last reserved one is 50 ms away.
+	s.at(250 * time.Millisecond)
+	if w := s.mustReserve(t, "r").wait; w != 50*time.Millisecond {
+		t.Fatalf("wait %v, want 50ms", w)
+	}
+	// After a long idle spell the bucket is full again, not fuller.
+	s.at(time.Minute)
+	if got := waits(t, s, "w", 4); !equalDurations(got, []time.Duration{0, 0, 0, 100 * time.Millisecond}) {
+		t.Fatalf("waits after idling %v", got)
+	}
+}
+
+func TestReserveDrawsFromEveryBucketOfTheClass(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 10, Rate: 100})
+	s.mustSeed(t, "write", "w", Bucket{Burst: 2, Rate: 1})
+	r := s.mustReserve(t, "w")
+	if r.wait != 0 || r.counts["global"] != 1 || r.counts["write"] != 1 {
+		t.Fatalf("first write %+v", r)
+	}
+	s.mustReserve(t, "w")
+	if w := s.mustReserve(t, "w").wait; w != time.Second {
+		t.Fatalf("third write waits %v, want 1s (the write bucket)", w)
+	}
+	// A read draws from the global bucket only: not held by the writes.
+	r = s.mustReserve(t, "r")
+	if r.wait != 0 || len(r.counts) != 1 || r.counts["global"] != 4 {
+		t.Fatalf("read %+v, want no wait and only the global bucket", r)
+	}
+}
+
+func TestObserveSyncsTheModelToTheTenant(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 5, Rate: 10})
+	r := s.mustReserve(t, "w") // the model thinks 4 tokens remain
+	// The tenant says none remain (someone else spent them).
+	s.mustAnswer(t, answer{bucket: "global", remaining: 0, count: r.counts["global"]})
+	if w := s.mustReserve(t, "w").wait; w != 100*time.Millisecond {
+		t.Fatalf("after a sync down the next call waits %v, want 100ms", w)
+	}
+	// Calls reserved since the answer's call count as spent: two more
+	// reservations leave the tenant's 0 + refill short by two.
+	s.at(time.Second) // 10 tokens of refill: the model is full again
+	r1 := s.mustReserve(t, "w")
+	for i := 0; i < 4; i++ {
+		s.mustReserve(t, "w")
+	}
+	// The tenant's answer to r1 says 1 remained after it; four calls were
+	// reserved after r1, so the model must be empty and owe 3 tokens.
+	s.mustAnswer(t, answer{bucket: "global", remaining: 1, count: r1.counts["global"]})
+	if w := s.mustReserve(t, "w").wait; w != 400*time.Millisecond {
+		t.Fatalf("after a sync with calls in flight the next call waits %v, want 400ms", w)
+	}
+}
+
+func TestObserveSyncsUpKeepingOneTokenInHand(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 10, Rate: 1})
+	for i := 0; i < 10; i++ {
+		s.mustReserve(t, "w") // the model is empty
+	}
+	r := s.mustReserve(t, "w") // waits 1 s in the model
+	if r.wait != time.Second {
+		t.Fatalf("wait %v", r.wait)
+	}
+	// The tenant refills faster than modelled and says 8 tokens remain after
+	// r: the model takes 7 of them (one kept in hand).
+	// An answer to a call sent at once with others proves nothing: a call
+	// reserved before it may still be on its way.
+	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"]})
+	if w := s.mustReserve(t, "w").wait; w != 2*time.Second {
+		t.Fatalf("an unsettled answer moved the model up: next wait %v, want 2s", w)
+	}
+	s.mustCancel(t, "global")
+	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"], waited: true})
+	got := waits(t, s, "w", 8)
+	want := []time.Duration{0, 0, 0, 0, 0, 0, 0, time.Second}
+	if !equalDurations(got, want) {
+		t.Fatalf("waits after a sync up %v, want %v", got, want)
+	}
+	// Having one token more than modelled changes nothing (noise).
+	s.at(10 * time.Second)
+	r = s.mustReserve(t, "w")
+	before := s.mustReserve(t, "w")
+	s.mustAnswer(t, answer{bucket: "global", remaining: 9, count: r.counts["global"], waited: true})
+	after := s.mustReserve(t, "w")
+	if after.wait != 0 || before.wait != 0 {
+		t.Fatalf("waits %v %v", before.wait, after.wait)
+	}
+}
+
+func TestObserveThrottledPausesAndTakesTheCallBack(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 5, Rate: 10})
+	s.mustSeed(t, "write", "w", Bucket{Burst: 5, Rate: 10})
+	r := s.mustReserve(t, "w")
+	p := s.mustAnswer(t, answer{bucket: "global", remaining: 0, count: r.counts["global"], refused: true, pause: 2 * time.Second, drewFrom: r.counts}).pause
+	if p != 2*time.Second {
+		t.Fatalf("pause %v, want 2s", p)
+	}
+	next := s.mustReserve(t, "w")
+	if next.wait < 2*time.Second || next.pause != 2*time.Second {
+		t.Fatalf("a call after a 429 waits %v (pause %v), want at least the 2 s pause", next.wait, next.pause)
+	}
+	if next.counts["global"] != 1 || next.counts["write"] != 1 {
+		t.Fatalf("counters %v: the refused call was not taken back", next.counts)
+	}
+	// A shorter pause does not cut a longer one short.
+	if p := s.mustAnswer(t, answer{refused: true, pause: time.Second}).pause; p != 2*time.Second {
+		t.Fatalf("pause %v after a shorter one, want 2s", p)
+	}
+}
+
+func TestSeedKeepsWhatTheFleetLearned(t *testing.T) {
+	s := newFixedStore(t)
+	ctx := context.Background()
+	s.mustSeed(t, "write", "w", Bucket{Burst: 5, Rate: 0.4})
+	if err := s.tune(ctx, tune{bucket: "write", rate: 9.8, source: "measured"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.seed(ctx, "write", "w", Bucket{Burst: 5, Rate: 0.4}, "plan", false); ok {
+		t.Fatal("a restart's plan overwrote a learned rate")
+	}
+	st, _ := s.state(ctx)
+	if len(st.Buckets) != 1 || st.Buckets[0].Rate != 9.8 || st.Buckets[0].Source != "measured" {
+		t.Fatalf("state %+v", st)
+	}
+	if ok, _ := s.seed(ctx, "write", "w", Bucket{Burst: 5, Rate: 3}, "override", true); !ok {
+		t.Fatal("an override did not replace the learned rate")
+	}
+	st, _ = s.state(ctx)
+	if st.Buckets[0].Rate != 3 || st.Buckets[0].Source != "override" {
+		t.Fatalf("state after override %+v", st)
+	}
+}
+
+func TestReserveBeyondTheHorizonReservesNothing(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 1, Rate: 2})
+	ctx := context.Background()
+	r, _ := s.reserve(ctx, "w", 100*time.Millisecond)
+	if !r.reserved() || r.wait != 0 {
+		t.Fatalf("first call %+v", r)
+	}
+	r, _ = s.reserve(ctx, "w", 100*time.Millisecond)
+	if r.reserved() || r.wait != 400*time.Millisecond {
+		t.Fatalf("a slot 500 ms away with a 100 ms horizon: %+v, want nothing reserved and ask again in 400ms", r)
+	}
+	s.at(450 * time.Millisecond)
+	r, _ = s.reserve(ctx, "w", 100*time.Millisecond)
+	if !r.reserved() || r.wait != 50*time.Millisecond || r.counts["global"] != 2 {
+		t.Fatalf("asked again within the horizon: %+v, want reserved in 50ms as the second call", r)
+	}
+}

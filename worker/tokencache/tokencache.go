@@ -1,0 +1,151 @@
+// Package tokencache shares one Management API token among every worker
+// process of a fleet through Redis, so that the token endpoint (which has
+// its own, small rate limit) is asked once per fleet, not once per process.
+//
+// The token is stored in Redis in the clear, under orgconn's key prefix,
+// with a time to live that ends before the token expires. Whoever can read
+// that Redis can already queue changes that workers apply with the same
+// token, so this gives no new power; keep Redis private and use TLS
+// (rediss://) across networks.
+package tokencache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Fetcher gets a new token and its lifetime; *mgmt.ClientCredentials is one.
+type Fetcher interface {
+	Fetch(ctx context.Context) (token string, lifetime time.Duration, err error)
+}
+
+// Shared is a mgmt.TokenSource backed by Redis. Safe for concurrent use.
+type Shared struct {
+	rdb       redis.UniversalClient
+	key, lock string
+	fetch     Fetcher
+	early     time.Duration
+	poll      time.Duration
+	now       func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// New returns a shared token source for the client identified by
+// identity (the tenant's base URL and the client id; they are hashed into
+// the key) under orgconn's key prefix.
+func New(rdb redis.UniversalClient, prefix, identity string, f Fetcher) *Shared {
+	sum := sha256.Sum256([]byte(identity))
+	key := "{" + prefix + "}:token:" + hex.EncodeToString(sum[:8])
+	return &Shared{rdb: rdb, key: key, lock: key + ":lock", fetch: f, early: 5 * time.Minute, poll: 50 * time.Millisecond, now: time.Now}
+}
+
+// Token returns a valid token: this process's copy, else the fleet's from
+// Redis, else one fetched by whichever process takes the lock first (the
+// others wait for it).
+func (s *Shared) Token(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	if s.token != "" && s.now().Before(s.expires) {
+		t := s.token
+		s.mu.Unlock()
+		return t, nil
+	}
+	s.mu.Unlock()
+	for {
+		if t, exp, ok, err := s.read(ctx); err != nil {
+			return "", err
+		} else if ok {
+			s.keep(t, exp)
+			return t, nil
+		}
+		got, err := s.rdb.SetNX(ctx, s.lock, "1", 30*time.Second).Result()
+		if err != nil {
+			return "", fmt.Errorf("shared token: %w", err)
+		}
+		if got {
+			return s.refresh(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(s.poll):
+		}
+	}
+}
+
+// refresh fetches a token while holding the lock and shares it.
+func (s *Shared) refresh(ctx context.Context) (string, error) {
+	defer s.rdb.Del(context.WithoutCancel(ctx), s.lock)
+	t, lifetime, err := s.fetch.Fetch(ctx)
+	if err != nil {
+		return "", err
+	}
+	early := min(s.early, lifetime/10)
+	ttl := lifetime - early
+	exp := s.now().Add(ttl)
+	if err := s.rdb.Set(ctx, s.key, strconv.FormatInt(exp.UnixMilli(), 10)+":"+t, ttl).Err(); err != nil {
+		return "", fmt.Errorf("shared token: store: %w", err)
+	}
+	s.keep(t, exp)
+	return t, nil
+}
+
+func (s *Shared) read(ctx context.Context) (string, time.Time, bool, error) {
+	v, err := s.rdb.Get(ctx, s.key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("shared token: %w", err)
+	}
+	ms, t, ok := strings.Cut(v, ":")
+	n, perr := strconv.ParseInt(ms, 10, 64)
+	if !ok || perr != nil || t == "" {
+		return "", time.Time{}, false, nil // unreadable: fetch anew
+	}
+	exp := time.UnixMilli(n)
+	if !s.now().Before(exp) {
+		return "", time.Time{}, false, nil
+	}
+	return t, exp, true, nil
+}
+
+func (s *Shared) keep(t string, exp time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token, s.expires = t, exp
+}
+
+// dropScript deletes the shared token if it is still the refused one.
+// KEYS[1] the token key; ARGV[1] the refused token.
+var dropScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, -string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Invalidate drops a refused token here and, if the fleet still shares it,
+// in Redis, so that the next Token fetches a new one.
+func (s *Shared) Invalidate(token string) {
+	s.mu.Lock()
+	if s.token == token {
+		s.token = ""
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = dropScript.Run(ctx, s.rdb, []string{s.key}, token).Err()
+}
