@@ -31,7 +31,7 @@ import (
 //     min(rate·(1−Margin), rate − 2·StdErr).
 //   - Probe: a call that waited for its slot found the bucket more than half
 //     full: the model refills too slowly. The rate is raised by a factor of
-//     1 + Remaining/(2·Limit), at most every 500 ms and not just after an
+//     1 + Remaining/Limit (up to double), at most every 500 ms and not just after an
 //     estimate moved it, until the bucket binds and can be measured.
 //   - Cut: a 429 refused by a bucket the model thought had a token: its rate
 //     is cut to 75% (at most once a second) and what was learned of it is
@@ -220,7 +220,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if b.Source != "probing" {
 			l.log.Info("rate-limit bucket refills faster than modelled: probing", "bucket", id, "rate", round(b.Rate))
 		}
-		b.Rate, b.Source = b.Rate*(1+float64(s.remaining)/float64(2*s.limit)), "probing"
+		b.Rate, b.Source = b.Rate*(1+float64(s.remaining)/float64(s.limit)), "probing"
 		set(b)
 	}
 	for _, b := range l.retireOrProbeHidden(now) {

@@ -118,8 +118,9 @@ return out
 // ARGV[12] the Redis time (µs) of
 // the call's reservation, ARGV[13] retention in seconds, ARGV[14] samples
 // kept, ARGV[15] the shortest pause in µs. A 429 refused by the described
-// bucket (Remaining 0) whose refill is measured pauses no longer than that
-// bucket takes to fill: waiting longer throws refill away.
+// bucket (Remaining 0) whose refill was learned from answers pauses no
+// longer than that bucket takes to fill: waiting longer throws refill away.
+// A call is stale when it was reserved before the latest pause was set.
 // Returns {pause remaining µs, the bucket's rate ×1000, its burst, its
 // source, tokens the tenant has now ×1000}.
 var answerScript = redis.NewScript(`
@@ -128,8 +129,9 @@ local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
 local flags = tonumber(ARGV[7])
 local refused = flags % 2 == 1
-local pause = tonumber(redis.call('HGET', h, 'pause') or '0')
-local stale = tonumber(ARGV[12]) < pause
+local pf = redis.call('HMGET', h, 'pause', 'pauseat')
+local pause = tonumber(pf[1] or '0') or 0
+local stale = tonumber(ARGV[12]) < (tonumber(pf[2] or '0') or 0)
 -- The buckets the call drew from, with its counter in each.
 local drew = {}
 for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
@@ -197,8 +199,10 @@ end
 local newpause = 0
 local p = tonumber(ARGV[8])
 if refused and p > 0 then
-  if src == 'measured' and rate > 0 and tonumber(ARGV[3]) == 0 then
-    -- The bucket that refused is measured: no longer than it takes to fill.
+  if src ~= 'plan' and src ~= 'override' and rate > 0 and tonumber(ARGV[3]) == 0 then
+    -- The bucket that refused is known from answers: no longer than it
+    -- takes to fill at the modelled rate (after a cut, at most as long as
+    -- at the true rate).
     p = math.max(tonumber(ARGV[15]), math.min(p, burst * 1000000 / rate))
   end
   if now + p > pause then
