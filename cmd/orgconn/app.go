@@ -40,6 +40,7 @@ func commands() []command {
 		{"serve", "receive changes and Auth0 events over HTTP (webhooks) and enqueue them", runServe},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
+		{"bench", "measure how well a fleet of workers spends a tenant's rate budget", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

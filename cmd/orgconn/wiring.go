@@ -83,7 +83,7 @@ func (a *apiFlags) limiter(ctx context.Context, rdb redis.UniversalClient, prefi
 
 // startBuckets are the plan's documented buckets, with --rate and --burst
 // replacing the write bucket's numbers (the global one's when the plan has
-// no write bucket).
+// no write bucket) and raising the global bucket to at least them.
 func (a *apiFlags) startBuckets() (ratelimit.Buckets, error) {
 	b, err := ratelimit.PlanBuckets(a.plan)
 	if err != nil {
@@ -101,9 +101,13 @@ func (a *apiFlags) startBuckets() (ratelimit.Buckets, error) {
 	}
 	if a.rate > 0 {
 		target.Rate = a.rate
+		// The API-wide bucket holds every call: a write budget above it
+		// says the plan's numbers are not this tenant's.
+		b.Global.Rate = max(b.Global.Rate, a.rate)
 	}
 	if a.burst > 0 {
 		target.Burst = a.burst
+		b.Global.Burst = max(b.Global.Burst, a.burst)
 	}
 	return b, nil
 }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/bench"
+	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
+)
+
+const benchSynopsis = `Usage: orgconn bench [flags]
+
+Measures how well a fleet of orgconn workers spends a tenant's rate budget.
+For each scenario and each number of worker processes it starts the tenant
+simulator on loopback, imports a job of enables (one per pair, none failing)
+into Redis, starts that many "orgconn worker" processes (this binary), waits
+until the job is done and reports:
+
+  utilization   successful writes ÷ (burst + rate × elapsed), elapsed from the
+                first write to the last, over the bucket that binds writes
+  429 ratio     throttled requests ÷ requests
+  calls/change  API requests ÷ applied changes
+
+Scenarios: a = one bucket (burst 10, 20/s); b = a global bucket (10, 20/s)
+and a slower write bucket (5, 10/s), each answer's headers describing one of
+them in turn; c = burst 10, 20/s, halved to 10/s once half the job is done.
+Workers start from --rate 20 --burst 10, the tenant's global numbers.
+
+With --baseline (the default) the same job also runs through a plain client
+at the same total concurrency that retries a 429 after waiting for
+X-RateLimit-Reset (at most 3 times, then gives up), as the official SDKs do.
+
+Redis is embedded (served on loopback) unless --redis is given; each run
+uses its own queue and key prefix and removes them afterwards.
+
+Example:
+  orgconn bench --scenarios a,b,c --processes 1,2,4`
+
+func runBench(ctx context.Context, e *env, args []string) int {
+	f := newFlags(e, "bench", benchSynopsis)
+	scenarios := f.String("scenarios", "a,b,c", "scenarios to run, comma-separated (a, b, c)")
+	processes := f.String("processes", "1,2,4", "worker process counts, comma-separated")
+	changes := f.Int("changes", 400, "changes in the job")
+	concurrency := f.Int("concurrency", 10, "concurrency of each worker process")
+	latency := f.Duration("latency", 20*time.Millisecond, "the simulated tenant's answer latency")
+	redisURL := f.String("redis", "", "Redis to use (empty: an embedded one)")
+	baseline := f.Bool("baseline", true, "also run the SDK-style baseline client")
+	inProcess := f.Bool("in-process", false, "run the workers inside this process instead of as separate processes")
+	asJSON := f.Bool("json", false, "print the results as JSON")
+	timeout := f.Duration("timeout", 5*time.Minute, "longest time one run may take")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if f.NArg() != 0 {
+		return errorf(e, exitUsage, "bench: unexpected argument %q", f.Arg(0))
+	}
+	var o bench.Options
+	for _, name := range splitList(*scenarios) {
+		found := false
+		for _, sc := range bench.Scenarios {
+			if sc.Name == name {
+				o.Scenarios, found = append(o.Scenarios, sc), true
+			}
+		}
+		if !found {
+			return errorf(e, exitUsage, "bench: --scenarios: unknown scenario %q (want a, b or c)", name)
+		}
+	}
+	for _, p := range splitList(*processes) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 64 {
+			return errorf(e, exitUsage, "bench: --processes: %q is not a number from 1 to 64", p)
+		}
+		o.Processes = append(o.Processes, n)
+	}
+	if len(o.Scenarios) == 0 || len(o.Processes) == 0 {
+		return errorf(e, exitUsage, "bench: --scenarios and --processes must name at least one")
+	}
+	if *changes < 1 || *changes > 100000 || *concurrency < 1 || *concurrency > 1000 {
+		return errorf(e, exitUsage, "bench: --changes must be 1 to 100000 and --concurrency 1 to 1000")
+	}
+	o.Changes, o.Concurrency, o.Latency, o.RedisURL, o.Baseline, o.Timeout = *changes, *concurrency, *latency, *redisURL, *baseline, *timeout
+	o.Progress = e.stderr
+	o.Workers = bench.InProcess
+	if !*inProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return errorf(e, exitUnavailable, "bench: find this binary to start workers: %v", err)
+		}
+		o.Workers = subprocessWorkers(exe, e.stderr)
+	}
+	fmt.Fprintf(e.stderr, "bench: %d changes, %d×%d concurrency per process, simulator latency %v\n", o.Changes, len(o.Processes), o.Concurrency, o.Latency)
+	results, err := bench.Measure(ctx, o)
+	if err != nil {
+		return errorf(e, exitUnavailable, "bench: %v", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+		return exitOK
+	}
+	printBench(e.stdout, o, results)
+	return exitOK
+}
+
+// printBench prints the results as a Markdown table.
+func printBench(w io.Writer, o bench.Options, results []bench.Result) {
+	fmt.Fprintln(w, "| scenario | processes | client | applied | gave up | elapsed | utilization | 429 ratio | calls/change | tokens |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Fprintf(w, "| %s | %d | %s | %d/%d | %d | %.2fs | %.3f | %.1f%% (%d/%d) | %.3f | %d |\n",
+			r.Scenario, r.Processes, r.Client, r.Applied, r.Changes, r.GaveUp, r.Elapsed.Seconds(), r.Utilization,
+			100*r.ThrottleRatio, r.Throttled, r.Requests, r.CallsPerChange, r.Tokens)
+	}
+	fmt.Fprintln(w)
+	for _, sc := range o.Scenarios {
+		fmt.Fprintf(w, "- %s: %s\n", sc.Name, sc.Title)
+	}
+}
+
+// subprocessWorkers starts "orgconn worker" processes of this binary.
+func subprocessWorkers(exe string, stderr io.Writer) bench.Workers {
+	return func(ctx context.Context, run bench.Run) (func() error, error) {
+		var cmds []*exec.Cmd
+		stop := func() error {
+			var first error
+			for _, c := range cmds {
+				c.Process.Signal(syscall.SIGTERM)
+			}
+			for _, c := range cmds {
+				done := make(chan error, 1)
+				go func() { done <- c.Wait() }()
+				select {
+				case err := <-done:
+					if err != nil && first == nil {
+						first = fmt.Errorf("worker %d: %v", c.Process.Pid, err)
+					}
+				case <-time.After(30 * time.Second):
+					c.Process.Kill()
+					<-done
+					if first == nil {
+						first = fmt.Errorf("worker %d did not stop within 30s of SIGTERM", c.Process.Pid)
+					}
+				}
+			}
+			return first
+		}
+		for range run.Processes {
+			c := exec.Command(exe, "worker",
+				"--concurrency", strconv.Itoa(run.Concurrency),
+				"--rate", strconv.FormatFloat(run.Rate, 'f', -1, 64), "--burst", strconv.Itoa(run.Burst),
+				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", "warn")
+			c.Env = append(benchEnv(),
+				"REDIS_URL="+run.RedisURL, "AUTH0_DOMAIN="+run.BaseURL,
+				"AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)
+			c.Stdout, c.Stderr = stderr, stderr
+			if err := c.Start(); err != nil {
+				stop()
+				return nil, err
+			}
+			cmds = append(cmds, c)
+		}
+		return stop, nil
+	}
+}
+
+// benchEnv is this process's environment without the settings a bench
+// worker gets from the run (a real tenant's credentials must not leak in).
+func benchEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AUTH0_") || strings.HasPrefix(kv, "REDIS_URL=") || strings.HasPrefix(kv, "ORGCONN_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
