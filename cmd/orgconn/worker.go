@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/orgconn/orgconn/worker"
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/tokencache"
 )
 
 const workerSynopsis = `
@@ -54,6 +56,11 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer rdb.Close()
+	if cc, ok := tokens.(*mgmt.ClientCredentials); ok {
+		// One token for the whole fleet: the token endpoint has its own
+		// small rate limit.
+		tokens = tokencache.New(rdb, q.prefix, cc.Identity(), cc)
+	}
 	lim, err := a.limiter(ctx, rdb, q.prefix, base, log)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)

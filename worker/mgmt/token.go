@@ -73,6 +73,10 @@ func NewClientCredentials(baseURL, clientID, clientSecret string, httpClient *ht
 	}
 }
 
+// Identity names the credentials without their secret: the token endpoint
+// and the client id. A fleet-wide cache keys the shared token by it.
+func (c *ClientCredentials) Identity() string { return c.tokenURL + " " + c.clientID }
+
 // Fetches returns how many tokens have been fetched from the token endpoint.
 func (c *ClientCredentials) Fetches() int {
 	c.mu.Lock()
