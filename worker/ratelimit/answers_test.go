@@ -1,0 +1,145 @@
+package ratelimit
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/redis/go-redis/v9"
+)
+
+// fixedLimiter is a limiter without background work on an embedded Redis,
+// both clocks at t0.
+func fixedLimiter(t *testing.T, start Buckets) (*Limiter, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mr.Close)
+	mr.SetTime(t0)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	l, err := newLimiter(context.Background(), Config{Redis: rdb, Tenant: "t", Start: start,
+		PauseFloor: 100 * time.Millisecond, PauseJitter: time.Nanosecond, now: func() time.Time { return t0 },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, mr
+}
+
+// call reserves a write at t0 and returns its ticket.
+func call(t *testing.T, l *Limiter) mgmt.Ticket {
+	t.Helper()
+	tk, err := l.Wait(context.Background(), mgmt.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func exchange(status int, rl mgmt.RateLimit, retryAfter time.Duration) mgmt.Exchange {
+	return mgmt.Exchange{Class: mgmt.Write, Method: "POST", Status: status, RateLimit: rl, RetryAfter: retryAfter, Sent: t0, Received: t0}
+}
+
+func pauseOf(t *testing.T, l *Limiter) time.Duration {
+	t.Helper()
+	return l.pausedUntil().Sub(t0)
+}
+
+func TestResetEqualToNowPausesForTheFloor(t *testing.T) {
+	// X-RateLimit-Reset is whole seconds: it can name the current second,
+	// or one already past when clocks differ. Neither may mean "no pause"
+	// nor a negative one.
+	for _, reset := range []time.Time{t0, t0.Add(-3 * time.Second)} {
+		l, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+		l.Observe(call(t, l), exchange(429, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: reset}, 0))
+		if p := pauseOf(t, l); p < 100*time.Millisecond || p > 101*time.Millisecond {
+			t.Errorf("Reset %v from now: pause %v, want the 100ms floor", reset.Sub(t0), p)
+		}
+		if paused, _ := l.store.rdb.HGet(context.Background(), l.store.key, "pause").Int64(); paused != t0.Add(100*time.Millisecond).UnixMicro() && paused != t0.Add(100*time.Millisecond).UnixMicro()+1 {
+			t.Errorf("the fleet's pause ends at %v, want t0+100ms", time.UnixMicro(paused).Sub(t0))
+		}
+	}
+}
+
+func TestResetInTheFutureAndRetryAfter(t *testing.T) {
+	l, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+	l.Observe(call(t, l), exchange(429, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: t0.Add(2 * time.Second)}, 0))
+	if p := pauseOf(t, l); p < 2*time.Second || p > 2*time.Second+time.Millisecond {
+		t.Errorf("Reset 2s ahead: pause %v, want 2s", p)
+	}
+	l2, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+	l2.Observe(call(t, l2), exchange(429, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: t0.Add(9 * time.Second)}, 3*time.Second))
+	if p := pauseOf(t, l2); p < 3*time.Second || p > 3*time.Second+time.Millisecond {
+		t.Errorf("Retry-After 3s with Reset 9s: pause %v, want Retry-After's 3s", p)
+	}
+}
+
+func TestHeadersMissing(t *testing.T) {
+	start := Buckets{Global: Bucket{Burst: 10, Rate: 20}}
+	l, _ := fixedLimiter(t, start)
+	ctx := context.Background()
+	before, _ := l.State(ctx)
+
+	// A success without X-RateLimit-* headers says nothing of the budget:
+	// no bucket is made up, no sample is recorded, the start keeps pacing.
+	l.Observe(call(t, l), exchange(201, mgmt.RateLimit{}, 0))
+	after, _ := l.State(ctx)
+	if after.Answers != before.Answers || len(after.Buckets) != len(before.Buckets) {
+		t.Fatalf("an answer without headers changed the model: %+v → %+v", before, after)
+	}
+	for _, b := range after.Buckets {
+		if b.ID == "plan-global" && (b.Classes != "rw" || b.Rate != 20) {
+			t.Fatalf("the starting bucket stopped pacing: %+v", b)
+		}
+	}
+
+	// Headers that are present but malformed parse as missing (mgmt's
+	// ParseRateLimit); a Limit of 0 is no bucket either.
+	l.Observe(call(t, l), exchange(201, mgmt.RateLimit{Present: true, Limit: 0, Remaining: 5, Reset: t0}, 0))
+	st2, _ := l.State(ctx)
+	if len(st2.Buckets) != len(before.Buckets) {
+		t.Errorf("Limit 0 made up a bucket: %+v", st2.Buckets)
+	}
+
+	// A 429 without headers (and without Retry-After) still stops the
+	// fleet, for the floor; it creates no bucket.
+	l.Observe(call(t, l), exchange(429, mgmt.RateLimit{}, 0))
+	if p := pauseOf(t, l); p < 100*time.Millisecond || p > 101*time.Millisecond {
+		t.Errorf("429 without headers: pause %v, want the 100ms floor", p)
+	}
+	st, _ := l.State(ctx)
+	if len(st.Buckets) != len(before.Buckets) {
+		t.Errorf("a 429 without headers made up a bucket: %+v", st.Buckets)
+	}
+	if got := l.Stats().Throttled; got != 1 {
+		t.Errorf("throttled %d, want 1", got)
+	}
+}
+
+func TestFirstAnswerWithHeadersDescribesABucket(t *testing.T) {
+	l, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+	l.Observe(call(t, l), exchange(201, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 9, Reset: t0.Add(time.Second)}, 0))
+	st, _ := l.State(context.Background())
+	var w10, plan BucketState
+	for _, b := range st.Buckets {
+		switch b.ID {
+		case "w10":
+			w10 = b
+		case "plan-global":
+			plan = b
+		}
+	}
+	if w10.Classes != "w" || w10.Burst != 10 || w10.Rate != 20 {
+		t.Errorf("bucket described by the answer: %+v, want w10 pacing writes, burst 10, starting at the plan's 20/s", w10)
+	}
+	if plan.Classes != "r" {
+		t.Errorf("plan-global after the first write answer paces %q, want reads only (the cold start of writes is over)", plan.Classes)
+	}
+}
