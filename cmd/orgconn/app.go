@@ -26,6 +26,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// terminal, if not nil, says whether a writer is a terminal (tests);
+	// nil means ask the operating system.
+	terminal func(io.Writer) bool
 }
 
 type command struct {
@@ -38,6 +41,9 @@ func commands() []command {
 		{"import", "validate a CSV file of changes and enqueue them", runImport},
 		{"worker", "apply queued changes through the Management API", runWorker},
 		{"serve", "receive changes and Auth0 events over HTTP (webhooks) and enqueue them", runServe},
+		{"status", "show batches' progress, or wait until a batch is finished", runStatus},
+		{"report", "write every line of a batch with its outcome as CSV", runReport},
+		{"dlq", "list, requeue, export or purge dead letters", runDLQ},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
 		{"version", "print the version", runVersion},

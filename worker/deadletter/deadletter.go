@@ -113,8 +113,12 @@ func (s Selection) check() error {
 	return nil
 }
 
-// ErrNotFound is wrapped by errors for an id that names no dead letter.
-var ErrNotFound = errors.New("no such dead letter")
+// ErrNotFound is wrapped by errors for an id that names no dead letter, and
+// ErrBadID by errors for an id that is not "<batch>:<line>".
+var (
+	ErrNotFound = errors.New("no such dead letter")
+	ErrBadID    = errors.New("not a dead letter id")
+)
 
 // List returns the selected dead letters, batch by batch (the most recently
 // imported first), by line. Lines pending again after a requeue are
@@ -140,7 +144,7 @@ func (m *Manager) List(ctx context.Context, sel Selection) ([]Entry, error) {
 		for _, id := range sel.IDs {
 			b, line, err := jobs.ParseTaskID(id)
 			if err != nil {
-				return nil, fmt.Errorf("dead letter id: %w", err)
+				return nil, fmt.Errorf("%w: %v", ErrBadID, err)
 			}
 			src, err := source(b)
 			if err != nil {
