@@ -92,8 +92,8 @@ Environment:
   AUTH0_CLIENT_SECRET  its secret (or AUTH0_CLIENT_SECRET_FILE: a file holding it)
   AUTH0_TOKEN          a Management API token instead of client credentials (or AUTH0_TOKEN_FILE)
 
-Exit codes: 0 done, 1 invalid input (nothing enqueued), 2 usage or configuration, 3 dead letters,
-4 could not finish: Redis, a file or the API failed (safe to re-run).
+Exit codes: 0 done, 1 invalid input (nothing enqueued; an unknown batch or dead letter), 2 usage or
+configuration, 3 dead letters, 4 could not finish: Redis, a file or the API failed (safe to re-run).
 `)
 }
 
