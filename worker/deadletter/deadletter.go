@@ -237,7 +237,7 @@ func (m *Manager) Requeue(ctx context.Context, sel Selection, force bool) ([]Res
 					"Export it (orgconn dlq export), review it and import it as a new change, or requeue with --force", c.OrgID, c.ConnectionID, rr.Later)
 			case ledger.RefusedUnknown:
 				r.State = "refused"
-				r.Detail = fmt.Sprintf("the ledger no longer knows the latest change to %s/%s (older than the retention), so it cannot tell whether a later change exists; "+
+				r.Detail = fmt.Sprintf("the ledger does not know the latest change to %s/%s (it is older than the retention, or was accepted before orgconn kept that record), so it cannot tell whether a later change exists; "+
 					"import it as a new change, or requeue with --force", c.OrgID, c.ConnectionID)
 			case ledger.NotDead:
 				r.State, r.Detail = "not-dead", "the line is "+rr.Outcome.String()+", not dead-lettered"

@@ -74,9 +74,10 @@ const (
 	// (Later names it); requeuing would make this change take effect after
 	// it. Nothing changed.
 	RefusedLater
-	// RefusedUnknown: the ledger no longer knows the pair's latest change
-	// (it is older than the retention), so it cannot tell whether a later
-	// change exists. Nothing changed.
+	// RefusedUnknown: the ledger does not know the pair's latest change (it
+	// is older than the retention, or was accepted by a version of orgconn
+	// that did not record it), so it cannot tell whether a later change
+	// exists. Nothing changed.
 	RefusedUnknown
 	// NotDead: the line is not dead-lettered (Outcome says what it is, e.g.
 	// pending after an earlier requeue). Nothing changed.
