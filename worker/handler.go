@@ -149,6 +149,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	switch o.Kind {
 	case Retry:
 		log.Warn("attempt failed; will retry", "status", o.Status, "reason", string(o.Reason), "message", o.Message, "attempt", attempt, "max_attempts", h.maxAttempts)
+		h.markRetry(ctx, p, id, attempt, o, log)
 		return &failed{o}
 	default: // Interrupted, or Throttled when the context ended while waiting
 		log.Info("put back", "reason", string(o.Reason))
@@ -171,6 +172,18 @@ func (h *handler) resolve(ctx context.Context, p jobs.Payload, id, holder string
 		_ = h.inspector.RunTask(h.queue, next)
 	}
 	return nil
+}
+
+// markRetry records the failed attempt in the ledger, where status and
+// report count the line as retrying. It is best effort: the retry happens
+// whether or not the record is written.
+func (h *handler) markRetry(ctx context.Context, p jobs.Payload, id string, attempt int, o Outcome, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	f := ledger.Failure{Failed: attempt, Reason: string(o.Reason), Status: o.Status, ErrorCode: o.ErrorCode, Message: o.Message, At: h.now().UTC()}
+	if _, err := h.ledger.MarkRetry(ctx, p, id, f); err != nil {
+		log.Warn("cannot record the failed attempt; status will not count it as retrying", "err", err)
+	}
 }
 
 func (h *handler) release(c jobs.Change, holder string, log *slog.Logger) {

@@ -26,6 +26,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// terminal, if not nil, says whether a writer is a terminal (tests);
+	// nil means ask the operating system.
+	terminal func(io.Writer) bool
 }
 
 type command struct {
@@ -38,6 +41,9 @@ func commands() []command {
 		{"import", "validate a CSV file of changes and enqueue them", runImport},
 		{"worker", "apply queued changes through the Management API", runWorker},
 		{"serve", "receive changes and Auth0 events over HTTP (webhooks) and enqueue them", runServe},
+		{"status", "show batches' progress, or wait until a batch is finished", runStatus},
+		{"report", "write every line of a batch with its outcome as CSV", runReport},
+		{"dlq", "list, requeue, export or purge dead letters", runDLQ},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
 		{"bench", "measure how well a fleet of workers spends a tenant's rate budget", runBench},
@@ -87,8 +93,8 @@ Environment:
   AUTH0_CLIENT_SECRET  its secret (or AUTH0_CLIENT_SECRET_FILE: a file holding it)
   AUTH0_TOKEN          a Management API token instead of client credentials (or AUTH0_TOKEN_FILE)
 
-Exit codes: 0 done, 1 invalid input (nothing enqueued), 2 usage or configuration, 3 dead letters,
-4 could not finish: Redis, a file or the API failed (safe to re-run).
+Exit codes: 0 done, 1 invalid input (nothing enqueued; an unknown batch or dead letter), 2 usage or
+configuration, 3 dead letters, 4 could not finish: Redis, a file or the API failed (safe to re-run).
 `)
 }
 

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/producer"
+	"github.com/orgconn/orgconn/worker/ledger"
 )
 
 const importSynopsis = `
@@ -35,9 +37,16 @@ Examples:
   orgconn import --batch onboarding-2026-11 changes.csv
   cat changes.csv | orgconn import --skip-invalid --json -
 
-Exit codes: 0 enqueued (or a dry run found every row valid), 1 invalid rows
-(nothing enqueued; with --skip-invalid the valid rows are enqueued and the
-exit code is 0), 2 usage, 4 could not finish (safe to re-run).`
+With --wait, import then waits until the workers have resolved every line
+of the batch: a progress bar when standard output is a terminal, else a
+progress line on stderr every --interval (orgconn status --wait does the
+same for a batch imported earlier).
+
+Exit codes: 0 enqueued (or a dry run found every row valid; with --wait:
+finished without dead letters), 1 invalid rows (nothing enqueued; with
+--skip-invalid the valid rows are enqueued and the exit code is 0), 2 usage,
+3 with --wait: finished with dead letters, 4 could not finish (safe to
+re-run; with --wait also --timeout passed or interrupted).`
 
 func runImport(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "import", importSynopsis)
@@ -48,8 +57,14 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	asJSON := f.Bool("json", false, "print the result as JSON on stdout")
 	maxRows := f.Int("max-rows", 10_000_000, "refuse files with more data rows than this")
 	maxErrors := f.Int("max-errors", 1000, "report at most this many row errors (the rest are counted)")
+	wait := f.Bool("wait", false, "after enqueueing, wait until the batch is finished; exit 0 if nothing was dead-lettered, else 3")
+	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
+	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	if *wait && (*dryRun || *interval <= 0 || *timeout < 0) {
+		return errorf(e, exitUsage, "import: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
 	}
 	if f.NArg() != 1 {
 		fmt.Fprintln(e.stderr, "orgconn import: give exactly one FILE (or - for standard input); see orgconn import --help")
@@ -72,14 +87,18 @@ func runImport(ctx context.Context, e *env, args []string) int {
 			}
 		}
 	}
-	var closeRedis func()
+	var (
+		closeRedis func()
+		l          *ledger.Ledger
+	)
 	if *dryRun {
 		cfg.Ledger, cfg.Queue = nil, nil
 	} else {
-		rdb, l, err := q.open(ctx)
+		rdb, lg, err := q.open(ctx)
 		if err != nil {
 			return errorf(e, exitUnavailable, "import: %v", err)
 		}
+		l = lg
 		client := asynq.NewClientFromRedisClient(rdb)
 		closeRedis = func() { client.Close(); rdb.Close() }
 		cfg.Ledger, cfg.Queue = l, client
@@ -108,18 +127,36 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	case err != nil && res.Rows == 0 && !res.Rejected:
 		return errorf(e, exitUnavailable, "import: %v", err)
 	}
-	report(e, res, err, *asJSON)
-	switch {
-	case err != nil:
-		return exitUnavailable
-	case res.Rejected, res.DryRun && res.Invalid > 0:
-		return exitInvalid
+	finished := err == nil && !res.Rejected && !res.DryRun && res.Valid > 0
+	if !*wait || !finished {
+		report(e, res, err, *asJSON, nil)
+		switch {
+		case err != nil:
+			return exitUnavailable
+		case res.Rejected, res.DryRun && res.Invalid > 0:
+			return exitInvalid
+		}
+		return exitOK
 	}
-	return exitOK
+	if !*asJSON {
+		report(e, res, nil, false, nil)
+	}
+	bc, code := waitCounts(ctx, e, l, res.Batch, waitOptions{interval: *interval, timeout: *timeout, bar: !*asJSON && e.isTerminal(e.stdout)}, "import")
+	if code != exitOK {
+		return code
+	}
+	if *asJSON {
+		st := toJSON(bc)
+		report(e, res, nil, true, &st)
+	} else {
+		fmt.Fprintf(e.stdout, "batch %s finished: %d applied, %d superseded, %d dead-lettered\n", bc.Name, bc.Applied, bc.Superseded, bc.Dead)
+	}
+	return finishedCode(bc)
 }
 
-// report prints an import result, as text or JSON.
-func report(e *env, res producer.Result, runErr error, asJSON bool) {
+// report prints an import result, as text or JSON; status, if not nil, is
+// the batch's status after waiting (JSON only).
+func report(e *env, res producer.Result, runErr error, asJSON bool, status *batchJSON) {
 	if asJSON {
 		type rowError struct {
 			Line    int    `json:"line"`
@@ -131,7 +168,8 @@ func report(e *env, res producer.Result, runErr error, asJSON bool) {
 			Errors    []rowError `json:"errors"`
 			ElapsedMS int64      `json:"elapsed_ms"`
 			Error     string     `json:"error,omitempty"`
-		}{Result: res, Errors: []rowError{}, ElapsedMS: res.Elapsed.Milliseconds()}
+			Status    *batchJSON `json:"status,omitempty"`
+		}{Result: res, Errors: []rowError{}, ElapsedMS: res.Elapsed.Milliseconds(), Status: status}
 		for _, r := range res.Errors {
 			out.Errors = append(out.Errors, rowError{r.Line, r.Field, r.Problem})
 		}

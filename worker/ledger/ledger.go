@@ -68,6 +68,17 @@ func (l *Ledger) batchKey(b string) string { return l.prefix + ":batch:" + b }
 func (l *Ledger) outKey(b string) string   { return l.prefix + ":batch:" + b + ":out" }
 func (l *Ledger) deadKey(b string) string  { return l.prefix + ":batch:" + b + ":dead" }
 func (l *Ledger) batchesKey() string       { return l.prefix + ":batches" }
+func (l *Ledger) triesKey(b string) string { return l.prefix + ":batch:" + b + ":tries" }
+func (l *Ledger) pairLastKey(c jobs.Change) string {
+	return l.prefix + ":last:" + c.OrgID + "/" + c.ConnectionID
+}
+
+// rowsKey is the hash holding the changes of lines line/RowsBlock*RowsBlock
+// onwards: blocks of RowsBlock lines stay small enough for Redis's compact
+// hash encoding.
+func (l *Ledger) rowsKey(b string, line int) string {
+	return l.prefix + ":batch:" + b + ":rows:" + strconv.Itoa(line/RowsBlock)
+}
 
 // Row is one change to accept.
 type Row struct {
@@ -94,8 +105,11 @@ const (
 
 // Accept records rows of batch as accepted, in the given order, each line at
 // most once ever (within retention), and says per row what it did. A newly
-// accepted change goes to the end of its pair's queue. source describes the
-// batch ("csv:users.csv", "webhook").
+// accepted change goes to the end of its pair's queue, its change is kept
+// for the batch's report (Lines) and it becomes its pair's latest accepted
+// change (the requeue rule). source describes the batch ("csv:users.csv",
+// "webhook"). Every Accept call keeps the batch's record for another
+// retention period.
 func (l *Ledger) Accept(ctx context.Context, batch, source string, rows []Row) ([]Acceptance, error) {
 	if len(rows) == 0 {
 		return nil, nil
@@ -103,13 +117,16 @@ func (l *Ledger) Accept(ctx context.Context, batch, source string, rows []Row) (
 	if len(rows) > MaxAcceptRows {
 		return nil, fmt.Errorf("ledger: accept %d rows at once, the limit is %d", len(rows), MaxAcceptRows)
 	}
-	keys := make([]string, 0, 3+2*len(rows))
+	keys := make([]string, 0, 3+4*len(rows))
 	keys = append(keys, l.batchKey(batch), l.outKey(batch), l.batchesKey())
-	args := make([]any, 0, 3+3*len(rows))
+	args := make([]any, 0, 3+4*len(rows))
 	args = append(args, batch, int64(l.retention/time.Second), source)
 	for _, r := range rows {
-		keys = append(keys, l.pairKey(r.Change), l.queueKey(r.Change))
-		args = append(args, r.Line, jobs.TaskID(batch, r.Line), jobs.ShapeOf(r.Change).String())
+		if r.Line < 1 {
+			return nil, fmt.Errorf("ledger: accept line %d of batch %s: lines start at 1", r.Line, batch)
+		}
+		keys = append(keys, l.pairKey(r.Change), l.queueKey(r.Change), l.pairLastKey(r.Change), l.rowsKey(batch, r.Line))
+		args = append(args, r.Line, jobs.TaskID(batch, r.Line), jobs.ShapeOf(r.Change).String(), encodeRow(r.Change))
 	}
 	res, err := acceptScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
 	if err != nil {
@@ -173,7 +190,9 @@ type Outcome byte
 
 // The outcomes, as stored in a batch's out string.
 const (
-	Pending    Outcome = 'p'
+	Pending Outcome = 'p'
+	// Retrying is pending after at least one failed attempt.
+	Retrying   Outcome = 'r'
 	Applied    Outcome = 'a'
 	Superseded Outcome = 's'
 	Dead       Outcome = 'd'
@@ -183,6 +202,8 @@ func (o Outcome) String() string {
 	switch o {
 	case Pending:
 		return "pending"
+	case Retrying:
+		return "retrying"
 	case Applied:
 		return "applied"
 	case Superseded:
@@ -192,6 +213,10 @@ func (o Outcome) String() string {
 	}
 	return "not accepted"
 }
+
+// Resolved reports whether the outcome is final (applied, superseded or
+// dead).
+func (o Outcome) Resolved() bool { return o == Applied || o == Superseded || o == Dead }
 
 // DeadLetter is the durable record of a change that cannot succeed.
 type DeadLetter struct {
@@ -206,7 +231,7 @@ type DeadLetter struct {
 	Message    string      `json:"message,omitempty"` // Auth0's message or the last error
 	Attempts   int         `json:"attempts"`
 	At         time.Time   `json:"at"`
-	RequeuedAt *time.Time  `json:"requeued_at,omitempty"`
+	RequeuedAt *time.Time  `json:"requeued_at,omitempty"` // set while the line is pending again after a requeue
 }
 
 // Resolve records the final outcome of the change (Applied, Superseded or
@@ -265,9 +290,17 @@ type BatchCounts struct {
 	Updated    time.Time
 	Total      int64 // accepted lines
 	Pending    int64 // accepted and not resolved (queued, waiting, retrying or running)
+	Retrying   int64 // of Pending: lines with at least one failed attempt
 	Applied    int64
 	Superseded int64
-	Dead       int64
+	Dead       int64 // dead-lettered lines, purged ones included
+	Purged     int64 // of Dead: dead letters deleted by a purge
+	Requeued   int64 // dead letters requeued so far (each requeue counts)
+	// Resolved is the number of lines resolved in the last Window, and
+	// Now the Redis server's clock when the counters were read; see Rate.
+	Resolved int64
+	Window   time.Duration
+	Now      time.Time
 }
 
 // Done reports whether every accepted line is resolved.
@@ -276,27 +309,40 @@ func (c BatchCounts) Done() bool { return c.Total > 0 && c.Pending == 0 }
 // ErrNoBatch is returned for a batch the ledger does not know.
 var ErrNoBatch = errors.New("no such batch")
 
-// Batch returns the batch's counters.
+// Batch returns the batch's counters and its recent pace.
 func (l *Ledger) Batch(ctx context.Context, name string) (BatchCounts, error) {
-	m, err := l.rdb.HGetAll(ctx, l.batchKey(name)).Result()
+	var (
+		all *redis.MapStringStringCmd
+		now *redis.TimeCmd
+	)
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		all = p.HGetAll(ctx, l.batchKey(name))
+		now = p.Time(ctx)
+		return nil
+	})
 	if err != nil {
 		return BatchCounts{}, fmt.Errorf("ledger: read batch %s: %w", name, err)
 	}
+	m := all.Val()
 	if len(m) == 0 {
 		return BatchCounts{}, fmt.Errorf("batch %s: %w", name, ErrNoBatch)
 	}
 	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
-	return BatchCounts{
+	bc := BatchCounts{
 		Name: name, Source: m["source"],
 		Created: time.Unix(num("created"), 0), Updated: time.Unix(num("updated"), 0),
-		Total: num("total"), Pending: num("pending"), Applied: num("applied"),
-		Superseded: num("superseded"), Dead: num("dead"),
-	}, nil
+		Total: num("total"), Pending: num("pending"), Retrying: num("retrying"), Applied: num("applied"),
+		Superseded: num("superseded"), Dead: num("dead"), Purged: num("purged"), Requeued: num("requeued"),
+		Now: now.Val(),
+	}
+	bc.Resolved, bc.Window = recent(m, bc.Now, bc.Created)
+	return bc, nil
 }
 
-// Batches returns the names of known batches, newest first, at most limit.
+// Batches returns the names of known batches, the most recently imported
+// first, at most limit (all when limit is 0 or less).
 func (l *Ledger) Batches(ctx context.Context, limit int) ([]string, error) {
-	names, err := l.rdb.ZRevRange(ctx, l.batchesKey(), 0, int64(limit)-1).Result()
+	names, err := l.rdb.ZRevRange(ctx, l.batchesKey(), 0, max(int64(limit), 0)-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list batches: %w", err)
 	}
@@ -319,7 +365,8 @@ func (l *Ledger) Outcomes(ctx context.Context, batch string, from, to int) ([]Ou
 	return out, nil
 }
 
-// DeadLetters returns the batch's dead letters by line.
+// DeadLetters returns the batch's dead letters by line: the dead-lettered
+// lines not purged, and the requeued lines still pending (RequeuedAt set).
 func (l *Ledger) DeadLetters(ctx context.Context, batch string) (map[int]DeadLetter, error) {
 	m, err := l.rdb.HGetAll(ctx, l.deadKey(batch)).Result()
 	if err != nil {

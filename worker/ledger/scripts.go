@@ -4,51 +4,61 @@ import "github.com/redis/go-redis/v9"
 
 // Every script touches only keys under the ledger's {prefix} hash tag, so it
 // runs on one node of a Redis Cluster. Outcome bytes in the batch's out
-// string: "p" pending (accepted), "a" applied, "s" superseded, "d" dead
-// letter; "\0" (or past the end) means the line was never accepted.
+// string: "p" pending (accepted), "r" pending after at least one failed
+// attempt (retrying), "a" applied, "s" superseded, "d" dead letter; "\0" (or
+// past the end) means the line was never accepted.
 
-// acceptScript records rows of one batch as accepted, each exactly once.
+// acceptScript records rows of one batch as accepted, each exactly once, and
+// keeps each accepted row's change (for reports) and its pair's latest
+// accepted change (for the requeue rule).
 //
 // KEYS[1] batch hash, KEYS[2] batch out string, KEYS[3] batches index;
-// then for row i: KEYS[3+2i-1] its pair hash, KEYS[3+2i] its pair queue.
+// then for row i: KEYS[3+4i-3] its pair hash, KEYS[3+4i-2] its pair queue,
+// KEYS[3+4i-1] its pair's last-accepted key, KEYS[3+4i] its rows block hash.
 // ARGV[1] batch name, ARGV[2] retention in seconds, ARGV[3] source,
-// then for row i: ARGV[3+3i-2] line, ARGV[3+3i-1] task id, ARGV[3+3i] shape.
+// then for row i: ARGV[3+4i-3] line, ARGV[3+4i-2] task id, ARGV[3+4i-1]
+// shape, ARGV[3+4i] the row's change in the rows encoding.
 // Returns one integer per row: 1 newly accepted, 2 accepted before and still
 // pending, 0 accepted before and resolved.
 var acceptScript = redis.NewScript(`
-local now = redis.call('TIME')[1]
+local now = tonumber(redis.call('TIME')[1])
+local ttl = tonumber(ARGV[2])
 local res = {}
 local added = 0
-local n = (#ARGV - 3) / 3
+local n = (#ARGV - 3) / 4
 for i = 1, n do
-  local line = tonumber(ARGV[3 + 3*i - 2])
-  local task = ARGV[3 + 3*i - 1]
+  local line = tonumber(ARGV[3 + 4*i - 3])
+  local task = ARGV[3 + 4*i - 2]
   local prev = redis.call('GETRANGE', KEYS[2], line, line)
-  if prev == 'p' then
+  if prev == 'p' or prev == 'r' then
     res[i] = 2
   elseif prev ~= '' and prev ~= '\0' then
     res[i] = 0
   else
     redis.call('SETRANGE', KEYS[2], line, 'p')
-    local pair, q = KEYS[3 + 2*i - 1], KEYS[3 + 2*i]
+    local pair, q = KEYS[3 + 4*i - 3], KEYS[3 + 4*i - 2]
     local seq = redis.call('HINCRBY', pair, 'seq', 1)
-    redis.call('HSET', pair, 'd:' .. task, ARGV[3 + 3*i])
+    redis.call('HSET', pair, 'd:' .. task, ARGV[3 + 4*i - 1])
     redis.call('ZADD', q, seq, task)
+    redis.call('SET', KEYS[3 + 4*i - 1], task, 'EX', ttl)
+    redis.call('HSET', KEYS[3 + 4*i], line, ARGV[3 + 4*i])
     added = added + 1
     res[i] = 1
   end
+  redis.call('EXPIRE', KEYS[3 + 4*i], ttl)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'created', now, 'source', ARGV[3])
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
 end
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - ttl))
 if added > 0 then
   redis.call('HINCRBY', KEYS[1], 'total', added)
   redis.call('HINCRBY', KEYS[1], 'pending', added)
   redis.call('HSET', KEYS[1], 'updated', now)
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
 return res
 `)
 
@@ -82,7 +92,11 @@ return {3, nxt, shape}
 `)
 
 // resolveScript records the final outcome of a pending change, frees its
-// pair for the next change and names that change.
+// pair for the next change and names that change. It counts the resolution
+// in the batch's rate buckets (fields "t:<unix time / 5>" of the batch hash,
+// the last 13 kept) and, for a line that had failed attempts, takes it out of
+// the retrying count. A dead letter is kept as long as the batch's record; a
+// line that resolves otherwise (after a requeue) loses its old dead letter.
 //
 // KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease, KEYS[4] batch
 // hash, KEYS[5] batch out string, KEYS[6] batch dead-letter hash.
@@ -99,13 +113,41 @@ redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[2] then
   redis.call('DEL', KEYS[3])
 end
-redis.call('SETRANGE', KEYS[5], tonumber(ARGV[4]), ARGV[3])
+local line = tonumber(ARGV[4])
+if redis.call('GETRANGE', KEYS[5], line, line) == 'r' then
+  redis.call('HINCRBY', KEYS[4], 'retrying', -1)
+end
+redis.call('SETRANGE', KEYS[5], line, ARGV[3])
 redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
 redis.call('HINCRBY', KEYS[4], 'pending', -1)
-redis.call('HSET', KEYS[4], 'updated', redis.call('TIME')[1])
+local now = tonumber(redis.call('TIME')[1])
+redis.call('HSET', KEYS[4], 'updated', now)
+if redis.call('TTL', KEYS[4]) == -1 then
+  -- The batch's record had expired while this change was pending: the
+  -- counters made again expire too.
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
+local b = math.floor(now / 5)
+local last = tonumber(redis.call('HGET', KEYS[4], 'tlast'))
+if last == nil then
+  redis.call('HSET', KEYS[4], 'tlast', b)
+elseif b < last then
+  b = last
+elseif b > last then
+  for i = last - 12, math.min(last, b - 13) do
+    redis.call('HDEL', KEYS[4], 't:' .. i)
+  end
+  redis.call('HSET', KEYS[4], 'tlast', b)
+end
+redis.call('HINCRBY', KEYS[4], 't:' .. b, 1)
 if ARGV[3] == 'd' then
   redis.call('HSET', KEYS[6], ARGV[4], ARGV[5])
-  redis.call('EXPIRE', KEYS[6], ARGV[7])
+  local ttl = redis.call('TTL', KEYS[4])
+  if ttl <= 0 then ttl = tonumber(ARGV[7]) end
+  redis.call('EXPIRE', KEYS[6], ttl)
+else
+  redis.call('HDEL', KEYS[6], ARGV[4])
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0)
 if #nxt == 0 then

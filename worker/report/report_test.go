@@ -1,0 +1,35 @@
+package report
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/ledger"
+)
+
+func TestRowSaysWhyALineIsPending(t *testing.T) {
+	c := jobs.Change{Action: jobs.Update, OrgID: "o", ConnectionID: "c", ShowAsButton: jobs.True, IsSignupEnabled: jobs.False}
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		ln   ledger.Line
+		want string
+	}{
+		{"retrying", ledger.Line{Line: 7, Outcome: ledger.Retrying, Change: c, Known: true,
+			Failure: &ledger.Failure{Failed: 2, Reason: "server_error", Status: 503, Message: "down"}},
+			"7|update|o|c|show_as_button=true;is_signup_enabled=false|pending|retrying after: server_error: down|503|2"},
+		{"requeued", ledger.Line{Line: 8, Outcome: ledger.Pending, Change: c, Known: true,
+			Dead: &ledger.DeadLetter{Reason: "retries_exhausted", Status: 503, Attempts: 8, RequeuedAt: &at}},
+			"8|update|o|c|show_as_button=true;is_signup_enabled=false|pending|requeued 2026-11-01T12:00:00Z after: retries_exhausted|503|0"},
+		{"unknown change", ledger.Line{Line: 9, Outcome: ledger.Applied},
+			"9|||||applied|||1"},
+		{"purged", ledger.Line{Line: 10, Outcome: ledger.Dead, Change: c, Known: true},
+			"10|update|o|c|show_as_button=true;is_signup_enabled=false|failed|dead letter purged||0"},
+	} {
+		if got := strings.Join(Row(tc.ln), "|"); got != tc.want {
+			t.Errorf("%s: Row = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
