@@ -131,7 +131,7 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr: %w", err)
+		return nil, fmt.Errorf("--metrics-addr %s: %w (a second worker on one machine needs its own --metrics-addr, or --metrics-addr '' for none)", addr, err)
 	}
 	srv := metrics.NewServer(addr, metrics.Handler(g, ready))
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

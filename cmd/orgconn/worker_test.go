@@ -123,3 +123,20 @@ func TestWorkerServesMetricsHealthAndReadiness(t *testing.T) {
 		t.Error("the metrics endpoint still answers after the worker stopped")
 	}
 }
+
+func TestWorkerRefusesATakenMetricsAddress(t *testing.T) {
+	r := redistest.New(t)
+	sim, err := mgmttest.Listen("127.0.0.1:0", mgmttest.New(mgmttest.Config{Orgs: 1, Connections: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(context.Background()) })
+	taken := strings.TrimPrefix(sim.URL(), "http://")
+	code, _, errOut := runCmd(t, map[string]string{
+		"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix,
+		"AUTH0_DOMAIN": sim.URL(), "AUTH0_CLIENT_ID": mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET": mgmttest.DefaultClientSecret,
+	}, "worker", "--metrics-addr", taken)
+	if code != exitUnavailable || !strings.Contains(errOut, "--metrics-addr "+taken) || !strings.Contains(errOut, "its own --metrics-addr") {
+		t.Fatalf("metrics address in use: exit %d, %q", code, errOut)
+	}
+}
