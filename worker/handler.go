@@ -71,7 +71,7 @@ type handler struct {
 	instance    string
 	log         *slog.Logger
 	now         func() time.Time
-	observe     func(Outcome) // for metrics and tests; may be nil
+	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
 }
 
 // ProcessTask runs one delivery of a change task.
@@ -80,6 +80,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := jobs.DecodePayload(t.Payload())
 	if err != nil {
 		h.log.Error("task payload cannot be read; archived", "task_id", id, "err", err)
+		h.report("", Outcome{Kind: Dead, Reason: ReasonBadPayload, Message: err.Error()})
 		return fmt.Errorf("%s: %v: %w", ReasonBadPayload, err, asynq.SkipRetry)
 	}
 	c := p.Change
@@ -105,7 +106,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return &later{reason: "ledger unavailable", after: 2 * time.Second}
 		}
 		log.Info("superseded", "by", cl.Successor)
-		h.report(Outcome{Kind: Done, Reason: "superseded"})
+		h.report(c.Action, Outcome{Kind: Done, Reason: ReasonSuperseded})
 		return nil
 	}
 
@@ -119,7 +120,9 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		o = Outcome{Kind: Dead, Reason: ReasonExhausted, Status: o.Status, ErrorCode: o.ErrorCode,
 			Message: fmt.Sprintf("%d attempts failed; last: %s: %s", attempt, o.Reason, o.Message)}
 	}
-	h.report(o)
+	if o.Kind != Dead {
+		h.report(c.Action, o) // a dead letter is reported once recorded
+	}
 
 	switch o.Kind {
 	case Done:
@@ -141,6 +144,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			log.Warn("cannot record dead letter; will try again", "err", err)
 			return &later{reason: "ledger unavailable", after: 2 * time.Second}
 		}
+		h.report(c.Action, o)
 		log.Warn("dead letter", "status", o.Status, "reason", string(o.Reason), "message", o.Message, "attempts", attempt)
 		return fmt.Errorf("%s: %w", o, asynq.SkipRetry)
 	}
@@ -219,9 +223,9 @@ func (h *handler) keepLease(ctx context.Context, c jobs.Change, holder string, l
 	return func() { close(done); <-finished }
 }
 
-func (h *handler) report(o Outcome) {
+func (h *handler) report(a jobs.Action, o Outcome) {
 	if h.observe != nil {
-		h.observe(o)
+		h.observe(a, o)
 	}
 }
 

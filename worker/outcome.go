@@ -42,6 +42,7 @@ type Reason string
 // The reasons.
 const (
 	ReasonApplied          Reason = "applied"
+	ReasonSuperseded       Reason = "superseded"
 	ReasonRateLimited      Reason = "rate_limited"
 	ReasonServerError      Reason = "server_error"
 	ReasonTimeout          Reason = "timeout"
@@ -61,6 +62,12 @@ const (
 	ReasonBadPayload       Reason = "invalid_payload"
 	ReasonError            Reason = "error"
 )
+
+// DeadReasons are the reasons a change can be dead-lettered for.
+var DeadReasons = []Reason{
+	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonUnknownOrg, ReasonNotFound,
+	ReasonConflict, ReasonRejected, ReasonTokenRefused, ReasonExhausted, ReasonBadPayload,
+}
 
 // Outcome is the classification of one attempt's error.
 type Outcome struct {

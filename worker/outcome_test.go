@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 
 	"github.com/orgconn/orgconn/worker/mgmt"
@@ -48,6 +49,11 @@ func TestClassify(t *testing.T) {
 		o := Classify(tc.err)
 		if o.Kind != tc.kind || o.Reason != tc.reason {
 			t.Errorf("%s: Classify = %v/%v, want %v/%v", tc.name, o.Kind, o.Reason, tc.kind, tc.reason)
+		}
+		// DeadReasons (the metrics' dead-letter series) lists every reason a
+		// change is dead-lettered for, and only those.
+		if (o.Kind == Dead) != slices.Contains(DeadReasons, o.Reason) {
+			t.Errorf("%s: reason %s of a %v outcome: in DeadReasons = %v", tc.name, o.Reason, o.Kind, !(o.Kind == Dead))
 		}
 	}
 }

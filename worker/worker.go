@@ -27,6 +27,12 @@ import (
 // DefaultQueue is the asynq queue orgconn uses unless told otherwise.
 const DefaultQueue = "orgconn"
 
+// DefaultShutdownTimeout is how long a stopping worker waits for calls in
+// flight unless Config.ShutdownTimeout says otherwise: the API client's
+// 30 s request timeout plus margin. A supervisor's grace period (Kubernetes'
+// terminationGracePeriodSeconds, Compose's stop_grace_period) must be longer.
+const DefaultShutdownTimeout = 40 * time.Second
+
 // Stopper is a limiter that can be told to stop handing out budget.
 type Stopper interface{ Stop() }
 
@@ -66,15 +72,19 @@ type Config struct {
 	// dies holding one delays its pair by at most this. Zero means 30 s.
 	Lease time.Duration
 	// ShutdownTimeout is how long shutdown waits for calls in flight. Zero
-	// means 40 s (the API client's 30 s timeout plus margin).
+	// means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Instance names this process in logs and leases. Empty means
 	// hostname-pid.
 	Instance string
-	// Observe, if not nil, is called with the outcome of every attempt.
-	Observe func(Outcome)
+	// Observe, if not nil, is called with the action and outcome of every
+	// delivery that reached one (a change put back because an earlier change
+	// of its pair is pending reaches none). A Dead outcome is reported once
+	// its dead letter is recorded, so each dead letter is reported once.
+	// It must be safe for concurrent use and quick (metrics).
+	Observe func(jobs.Action, Outcome)
 }
 
 func (c *Config) defaults() error {
@@ -106,7 +116,7 @@ func (c *Config) defaults() error {
 		c.Lease = 30 * time.Second
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 40 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

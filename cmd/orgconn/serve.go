@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/webhook"
+	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -30,8 +31,8 @@ queued for the workers like an import:
                          applied once however often it is delivered
   GET  /healthz          200 while serving
   GET  /readyz           200 when Redis answers, else 503
-  GET  /metrics          Prometheus metrics, unauthenticated: scrape it on an
-                         internal network
+  GET  /metrics          Prometheus metrics (the webhooks' and the queue's),
+                         unauthenticated: scrape it on an internal network
 
 Each webhook endpoint is served only when its authentication is configured
 (the other answers 404), and serve refuses to start when neither is. Secrets
@@ -100,7 +101,8 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "serve: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb), log, q.queue))
 	cfg.Submitter, cfg.Redis, cfg.KeyPrefix = sub, rdb, l.Prefix()
 	cfg.Registerer, cfg.Logger = reg, log
 	h, err := webhook.New(cfg)

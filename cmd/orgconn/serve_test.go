@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/orgconn/orgconn/producer/webhook"
+	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
 
@@ -221,8 +224,16 @@ func TestServeAcceptsBothEndpointsAndStopsGracefully(t *testing.T) {
 			t.Errorf("GET %s: %d, body lacks %q", path, code, want)
 		}
 	}
-	if _, out := get(t, s.url+webhook.PathMetrics); !strings.Contains(out, "go_goroutines") || !strings.Contains(out, "orgconn_events_total") {
-		t.Error("/metrics lacks the Go collector or the events counter")
+	_, out := get(t, s.url+webhook.PathMetrics)
+	for _, want := range []string{"go_goroutines", "orgconn_events_total", `orgconn_queue_tasks{queue="` + r.Queue + `",state="pending"} 2`, `orgconn_queue_workers{queue="` + r.Queue + `"} 0`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, name := range regexp.MustCompile(`(?m)^# TYPE (orgconn_\w+)`).FindAllStringSubmatch(out, -1) {
+		if !slices.Contains(metrics.Names, name[1]) {
+			t.Errorf("%s is served but not in metrics.Names", name[1])
+		}
 	}
 
 	if code := s.stop(); code != exitOK {

@@ -2,12 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/worker"
+	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/tokencache"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const workerSynopsis = `
@@ -18,6 +27,14 @@ Applies queued changes through the Auth0 Management API until stopped
 queue; nothing is lost). Run as many worker processes as you like against
 one Redis: a pair's changes always take effect in the order they were
 accepted.
+
+With --metrics-addr (default :9090; empty turns it off) the worker serves
+  GET /metrics  Prometheus metrics (unauthenticated: keep it on an internal network)
+  GET /healthz  200 while the process runs
+  GET /readyz   200 while it works on the queue and Redis answers, else 503
+
+Shutdown waits up to 40 s for calls in flight: give a supervisor's grace
+period (Kubernetes terminationGracePeriodSeconds) more than that.
 
 Credentials come from the environment: AUTH0_DOMAIN and AUTH0_CLIENT_ID with
 AUTH0_CLIENT_SECRET (or AUTH0_CLIENT_SECRET_FILE), or AUTH0_TOKEN. The
@@ -34,6 +51,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	a := f.withAPI()
 	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
 	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
+	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", ":9090"), "address of /metrics, /healthz and /readyz; empty: none (env ORGCONN_METRICS_ADDR)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -66,24 +84,78 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer lim.Close()
-	api, err := a.client(ctx, base, tokens, lim)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return errorf(e, exitUnavailable, "worker: metrics: %v", err)
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.NewLimiterCollector(lim, log), metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb), log, q.queue))
+	api, err := a.client(ctx, base, tokens, m.Pacer(lim))
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	w, err := worker.New(worker.Config{
 		Redis: rdb, Ledger: l, API: api, Limiter: lim,
 		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
+		Observe: m.Task,
 	})
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
+	m.SetWorker(q.queue, *concurrency)
+	var working atomic.Bool
+	stopMetrics, err := serveMetrics(*metricsAddr, reg, func(ctx context.Context) error {
+		if !working.Load() {
+			return errors.New("the worker is not working on the queue (starting or stopping)")
+		}
+		return rdb.Ping(ctx).Err()
+	}, log)
+	if err != nil {
+		return errorf(e, exitUnavailable, "worker: %v", err)
+	}
+	defer stopMetrics()
 	if st, err := lim.State(ctx); err == nil {
 		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", tenantName(base), "budget", fmt.Sprint(st.Buckets))
 	}
-	if err := w.Run(ctx); err != nil {
+	if err := w.Start(); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
+	working.Store(true)
+	<-ctx.Done()
+	working.Store(false) // not ready while stopping; /healthz still answers
+	w.Shutdown()
 	st := lim.Stats()
 	log.Info("worker stopped", "calls", st.Calls, "throttled", st.Throttled, "waited", st.Waited.Round(time.Millisecond))
 	return exitOK
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz at addr until stop is
+// called; an empty addr serves nothing.
+func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w (a second worker on one machine needs its own --metrics-addr, or --metrics-addr '' for none)", addr, err)
+	}
+	srv := metrics.NewServer(addr, metrics.Handler(g, ready))
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+","+metrics.PathHealthz+","+metrics.PathReadyz)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}, nil
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgconn/orgconn/worker/metrics"
+	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
+	"github.com/orgconn/orgconn/worker/redistest"
+)
+
+// workerRun is a running "orgconn worker".
+type workerRun struct {
+	metricsURL     string
+	stdout, stderr *lockedBuffer
+	stop           func() int
+}
+
+var metricsAddrLog = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
+
+// startWorkerCmd runs "orgconn worker" with the given environment until stop
+// and returns once its metrics endpoint listens.
+func startWorkerCmd(t *testing.T, vars map[string]string, args ...string) *workerRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &workerRun{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"worker", "--metrics-addr", "127.0.0.1:0"}, args...), &env{stdin: strings.NewReader(""), stdout: w.stdout, stderr: w.stderr, getenv: func(k string) string { return vars[k] }})
+	}()
+	stopped := false
+	w.stop = func() int {
+		if stopped {
+			return exitOK
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(60 * time.Second):
+			t.Fatal("worker did not stop within 60s of cancellation")
+			return -1
+		}
+	}
+	t.Cleanup(func() { w.stop() })
+	deadline := time.After(20 * time.Second)
+	for {
+		if m := metricsAddrLog.FindStringSubmatch(w.stderr.String()); m != nil {
+			w.metricsURL = "http://" + m[1]
+			return w
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("worker exited %d before serving metrics: %s", code, w.stderr.String())
+		case <-deadline:
+			t.Fatalf("worker did not serve metrics within 20s: %s", w.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+func TestWorkerServesMetricsHealthAndReadiness(t *testing.T) {
+	r := redistest.New(t)
+	sim, err := mgmttest.Listen("127.0.0.1:0", mgmttest.New(mgmttest.Config{Orgs: 3, Connections: 2, Global: mgmttest.Bucket{Burst: 10, Rate: 50}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(context.Background()) })
+	vars := map[string]string{
+		"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix,
+		"AUTH0_DOMAIN": sim.URL(), "AUTH0_CLIENT_ID": mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET": mgmttest.DefaultClientSecret,
+	}
+	w := startWorkerCmd(t, vars, "--concurrency", "3")
+	waitFor(t, 10*time.Second, "/readyz answers 200", func() bool {
+		code, _ := get(t, w.metricsURL+metrics.PathReadyz)
+		return code == http.StatusOK
+	})
+	if code, body := get(t, w.metricsURL+metrics.PathHealthz); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	code, body := get(t, w.metricsURL+metrics.PathMetrics)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`orgconn_worker_concurrency{queue="` + r.Queue + `"} 3`,
+		`orgconn_queue_tasks{queue="` + r.Queue + `",state="pending"} 0`,
+		`orgconn_dead_letters_total{reason="not_found"} 0`,
+		`orgconn_tasks_total{action="enable",outcome="applied"} 0`,
+		"orgconn_api_throttled_total 0",
+		"orgconn_limiter_bucket_burst{bucket=",
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, name := range regexp.MustCompile(`(?m)^# TYPE (orgconn_\w+)`).FindAllStringSubmatch(body, -1) {
+		if !slices.Contains(metrics.Names, name[1]) {
+			t.Errorf("%s is served but not in metrics.Names", name[1])
+		}
+	}
+	if c := w.stop(); c != exitOK {
+		t.Fatalf("worker exit %d: %s", c, w.stderr.String())
+	}
+	if _, err := http.Get(w.metricsURL + metrics.PathHealthz); err == nil {
+		t.Error("the metrics endpoint still answers after the worker stopped")
+	}
+}
+
+func TestWorkerRefusesATakenMetricsAddress(t *testing.T) {
+	r := redistest.New(t)
+	sim, err := mgmttest.Listen("127.0.0.1:0", mgmttest.New(mgmttest.Config{Orgs: 1, Connections: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(context.Background()) })
+	taken := strings.TrimPrefix(sim.URL(), "http://")
+	code, _, errOut := runCmd(t, map[string]string{
+		"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix,
+		"AUTH0_DOMAIN": sim.URL(), "AUTH0_CLIENT_ID": mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET": mgmttest.DefaultClientSecret,
+	}, "worker", "--metrics-addr", taken)
+	if code != exitUnavailable || !strings.Contains(errOut, "--metrics-addr "+taken) || !strings.Contains(errOut, "its own --metrics-addr") {
+		t.Fatalf("metrics address in use: exit %d, %q", code, errOut)
+	}
+}
