@@ -46,6 +46,7 @@ func commands() []command {
 		{"dlq", "list, requeue, export or purge dead letters", runDLQ},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
+		{"limits", "show the rate budget the workers learned for each tenant", runLimits},
 		{"bench", "measure how well a fleet of workers spends a tenant's rate budget", runBench},
 		{"version", "print the version", runVersion},
 	}

@@ -101,7 +101,7 @@ func TestWorkerRefusesBadCredentialsAtStart(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "use one") {
 		t.Fatalf("two kinds of credentials: exit %d, %q", code, errOut)
 	}
-	code, _, errOut = runCmd(t, map[string]string{"REDIS_URL": r.URL, "AUTH0_DOMAIN": "http://127.0.0.1:1", "AUTH0_CLIENT_ID": "x", "AUTH0_CLIENT_SECRET": "topsecret-value"}, "worker")
+	code, _, errOut = runCmd(t, map[string]string{"REDIS_URL": r.URL, "ORGCONN_KEY_PREFIX": r.Prefix, "ORGCONN_QUEUE": r.Queue, "AUTH0_DOMAIN": "http://127.0.0.1:1", "AUTH0_CLIENT_ID": "x", "AUTH0_CLIENT_SECRET": "topsecret-value"}, "worker")
 	if code != exitUnavailable || !strings.Contains(errOut, "check credentials") || strings.Contains(errOut, "topsecret-value") {
 		t.Fatalf("unreachable token endpoint: exit %d, %q", code, errOut)
 	}

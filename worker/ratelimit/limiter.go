@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -423,3 +424,40 @@ func ReadState(ctx context.Context, rdb redis.UniversalClient, prefix, tenant st
 func bucketID(cls string, limit int) string { return cls + strconv.Itoa(limit) }
 
 func contains(classes, cls string) bool { return strings.Contains(classes, cls) }
+
+// Tenants lists the tenants whose budget the fleet has a model of.
+func Tenants(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]string, error) {
+	if prefix == "" {
+		prefix = "orgconn"
+	}
+	head := "{" + prefix + "}:rl:"
+	seen := map[string]bool{}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, head+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			k := strings.TrimPrefix(iter.Val(), head)
+			if strings.HasSuffix(k, ":samples") || strings.HasSuffix(k, ":leader") {
+				continue
+			}
+			seen[k] = true
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return scan(ctx, c)
+		})
+	} else {
+		err = scan(ctx, rdb)
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, err
+}
