@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -278,10 +279,19 @@ func repeatShare(rows []jobstest.Row) float64 {
 // organizations, against a tenant with burst 10 and 20 writes a second, 3%
 // 5xx, 1% dropped connections and 1% lost responses, worked by two worker
 // processes with concurrency 10 each.
+// TestEndToEndExactStateUnderFaults runs the spine's end-to-end job with
+// two worker processes (the spine issue) and with four (the shared budget
+// issue), each with its own limiter, token and API client, sharing Redis.
 func TestEndToEndExactStateUnderFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end-to-end run takes about 30 s")
+		t.Skip("end-to-end runs take about 30 s each")
 	}
+	for _, workers := range []int{2, 4} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) { endToEnd(t, workers) })
+	}
+}
+
+func endToEnd(t *testing.T, workers int) {
 	e := newE2E(t, mgmttest.Config{
 		Orgs: 50, Connections: 8, Seed: 7,
 		Global: mgmttest.Bucket{Burst: 10, Rate: 20},
@@ -296,15 +306,16 @@ func TestEndToEndExactStateUnderFaults(t *testing.T) {
 		t.Fatalf("import = %+v, want 500 enqueued and 5 invalid", res)
 	}
 	start := time.Now()
-	e.startWorker("w1", 10)
-	e.startWorker("w2", 10)
+	for i := range workers {
+		e.startWorker(fmt.Sprintf("w%d", i+1), 10)
+	}
 	bc := e.waitDone(3 * time.Minute)
 	elapsed := time.Since(start)
 	e.verify()
 	st := e.sim.Stats()
 	t.Logf("elapsed %v for %d changes (ideal at 20/s after a burst of 10: %v); %+v", elapsed.Round(time.Millisecond), bc.Total,
 		(time.Duration(float64(bc.Total-10) / 20 * float64(time.Second))).Round(time.Millisecond), bc)
-	t.Logf("simulator: %d requests, %d throttled, %d writes, faults %v", st.Total, st.Throttled, st.Writes, st.Faults)
+	t.Logf("simulator: %d requests, %d throttled, %d writes, %d tokens issued, faults %v", st.Total, st.Throttled, st.Writes, st.TokensIssued, st.Faults)
 	if st.Faults[mgmttest.FaultError5xx] == 0 || st.Faults[mgmttest.FaultDrop] == 0 || st.Faults[mgmttest.FaultLostResponse] == 0 {
 		t.Errorf("the run met no fault of some kind: %v", st.Faults)
 	}
