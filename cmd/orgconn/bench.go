@@ -158,7 +158,7 @@ func subprocessWorkers(exe string, stderr io.Writer) bench.Workers {
 			c := exec.Command(exe, "worker",
 				"--concurrency", strconv.Itoa(run.Concurrency),
 				"--rate", strconv.FormatFloat(run.Rate, 'f', -1, 64), "--burst", strconv.Itoa(run.Burst),
-				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", "warn")
+				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", "warn", "--metrics-addr", "")
 			c.Env = append(benchEnv(),
 				"REDIS_URL="+run.RedisURL, "AUTH0_DOMAIN="+run.BaseURL,
 				"AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)
