@@ -56,6 +56,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	inProcess := f.Bool("in-process", false, "run the workers inside this process instead of as separate processes")
 	asJSON := f.Bool("json", false, "print the results as JSON")
 	timeout := f.Duration("timeout", 5*time.Minute, "longest time one run may take")
+	workerLog := f.String("worker-log-level", "warn", "log level of the worker processes (their logs go to stderr)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -95,7 +96,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		if err != nil {
 			return errorf(e, exitUnavailable, "bench: find this binary to start workers: %v", err)
 		}
-		o.Workers = subprocessWorkers(exe, e.stderr)
+		o.Workers = subprocessWorkers(exe, *workerLog, e.stderr)
 	}
 	fmt.Fprintf(e.stderr, "bench: %d changes, %d×%d concurrency per process, simulator latency %v\n", o.Changes, len(o.Processes), o.Concurrency, o.Latency)
 	results, err := bench.Measure(ctx, o)
@@ -128,7 +129,7 @@ func printBench(w io.Writer, o bench.Options, results []bench.Result) {
 }
 
 // subprocessWorkers starts "orgconn worker" processes of this binary.
-func subprocessWorkers(exe string, stderr io.Writer) bench.Workers {
+func subprocessWorkers(exe, logLevel string, stderr io.Writer) bench.Workers {
 	return func(ctx context.Context, run bench.Run) (func() error, error) {
 		var cmds []*exec.Cmd
 		stop := func() error {
@@ -158,7 +159,7 @@ func subprocessWorkers(exe string, stderr io.Writer) bench.Workers {
 			c := exec.Command(exe, "worker",
 				"--concurrency", strconv.Itoa(run.Concurrency),
 				"--rate", strconv.FormatFloat(run.Rate, 'f', -1, 64), "--burst", strconv.Itoa(run.Burst),
-				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", "warn", "--metrics-addr", "")
+				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", logLevel, "--metrics-addr", "")
 			c.Env = append(benchEnv(),
 				"REDIS_URL="+run.RedisURL, "AUTH0_DOMAIN="+run.BaseURL,
 				"AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)
