@@ -40,7 +40,12 @@ type e2e struct {
 
 func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
 	t.Helper()
-	env := redistest.New(t)
+	return newE2EOn(t, redistest.New(t), simCfg)
+}
+
+// newE2EOn is newE2E on a given Redis.
+func newE2EOn(t *testing.T, env *redistest.Env, simCfg mgmttest.Config) *e2e {
+	t.Helper()
 	sim := mgmttest.New(simCfg)
 	run, err := mgmttest.Listen("127.0.0.1:0", sim)
 	if err != nil {

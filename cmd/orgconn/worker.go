@@ -32,6 +32,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	a := f.withAPI()
 	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
 	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
+	orphanCheck := f.Duration("orphan-check", 5*time.Second, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 leaves it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -66,6 +67,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	w, err := worker.New(worker.Config{
 		Redis: rdb, Ledger: l, API: api, Limiter: lim,
 		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
+		OrphanCheck: orphanCheckConfig(*orphanCheck),
 	})
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
@@ -79,4 +81,13 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	st := lim.Stats()
 	log.Info("worker stopped", "calls", st.Calls, "throttled", st.Throttled, "waited", st.Waited.Round(time.Millisecond))
 	return exitOK
+}
+
+// orphanCheckConfig maps the --orphan-check flag (0: off) to
+// worker.Config.OrphanCheck (0: default, negative: off).
+func orphanCheckConfig(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

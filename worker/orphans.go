@@ -1,0 +1,83 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Orphaned tasks.
+//
+// asynq gives the task a worker takes a 30 s lease, extended every 5 s while
+// the worker lives. When a worker process dies (SIGKILL, OOM, lost node) its
+// tasks stay active until asynq's recoverer notices: it runs once a minute
+// and only takes tasks whose lease expired more than 30 s ago, so a killed
+// worker's tasks wait 55 s to 2 min — and every later change to their pairs
+// waits with them, since a pair's changes act in order. (asynq v0.26 does
+// not make either figure configurable.)
+//
+// The orphan check does what asynq's recoverer does, sooner: every
+// OrphanCheck it puts back into the pending list every active task whose
+// lease expired more than OrphanGrace ago, as asynq's own shutdown does (no
+// attempt is spent). A killed worker's tasks then run again about 30 s +
+// OrphanGrace after its last heartbeat. It is safe when the worker is alive
+// after all (a long pause, Redis out of reach): asynq's processor abandons a
+// task whose lease it could not extend, and the ledger's pair lease still
+// keeps two deliveries of a change from acting at once.
+//
+// It relies on asynq's Redis layout (v0.26): asynq:{queue}:lease (a sorted
+// set of task id by lease expiry, in Unix seconds), :active and :pending
+// (lists of task ids) and :t:<id> (the task hash); TestOrphanedTaskIsPutBack
+// breaks if an upgrade changes it.
+
+// requeueOrphans moves every active task whose lease expired at or before
+// a cutoff back to the pending list, as asynq's Requeue does.
+//
+// KEYS[1] asynq:{queue}:lease
+// KEYS[2] asynq:{queue}:active
+// KEYS[3] asynq:{queue}:pending
+// ARGV[1] the cutoff, Unix seconds
+// ARGV[2] the task key prefix, asynq:{queue}:t:
+// Returns the ids put back.
+var requeueOrphans = redis.NewScript(`
+local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 1000)
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call("ZREM", KEYS[1], id)
+  if redis.call("LREM", KEYS[2], 0, id) > 0 then
+    redis.call("RPUSH", KEYS[3], id)
+    redis.call("HSET", ARGV[2] .. id, "state", "pending")
+    table.insert(out, id)
+  end
+end
+return out`)
+
+// RequeueOrphans puts back into the pending list every active task of queue
+// whose asynq lease expired at or before cutoff, and returns their ids.
+func RequeueOrphans(ctx context.Context, rdb redis.UniversalClient, queue string, cutoff time.Time) ([]string, error) {
+	p := "asynq:{" + queue + "}:"
+	return requeueOrphans.Run(ctx, rdb, []string{p + "lease", p + "active", p + "pending"}, cutoff.Unix(), p+"t:").StringSlice()
+}
+
+// watchOrphans runs the orphan check until stop is closed.
+func (w *Worker) watchOrphans(stop <-chan struct{}) {
+	t := time.NewTicker(w.cfg.OrphanCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ids, err := RequeueOrphans(ctx, w.cfg.Redis, w.cfg.Queue, time.Now().Add(-w.cfg.OrphanGrace))
+		cancel()
+		switch {
+		case err != nil:
+			w.cfg.Logger.Debug("orphan check failed", "err", err)
+		case len(ids) > 0:
+			w.cfg.Logger.Warn("put back the tasks of a worker that stopped (its asynq lease expired)", "tasks", len(ids), "task_id", ids[0])
+		}
+	}
+}
