@@ -55,7 +55,26 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *bytes.Buffer
+	log    *lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writing process and a reading
+// test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // HaveServer reports whether a redis-server binary is on PATH.
@@ -75,7 +94,12 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 	if opts.TLS {
 		s.makeCert()
 	}
-	t.Cleanup(s.Kill)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("redis-server output:\n%s", s.Output())
+		}
+		s.Kill()
+	})
 	s.Start()
 	return s
 }
@@ -103,6 +127,14 @@ func (s *Server) Options(db int) *redis.Options {
 // it answers.
 func (s *Server) Start() {
 	s.t.Helper()
+	if err := s.TryStart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// TryStart is Start for goroutines other than the test's: it returns the
+// error instead of failing the test.
+func (s *Server) TryStart() error {
 	args := []string{"--bind", "127.0.0.1", "--dir", s.Dir, "--save", "", "--daemonize", "no", "--protected-mode", "no"}
 	if s.opts.TLS {
 		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.Port),
@@ -122,10 +154,10 @@ func (s *Server) Start() {
 	var lastErr error
 	for try := 0; try < 50; try++ { // the port may linger a moment after a kill
 		cmd := exec.Command("redis-server", args...)
-		log := &bytes.Buffer{}
+		log := &lockedBuffer{}
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
-			s.t.Fatalf("start redis-server: %v", err)
+			return fmt.Errorf("start redis-server: %v", err)
 		}
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
@@ -133,13 +165,13 @@ func (s *Server) Start() {
 			s.mu.Lock()
 			s.cmd, s.exited, s.log = cmd, exited, log
 			s.mu.Unlock()
-			return
+			return nil
 		}
 		cmd.Process.Kill()
 		<-exited
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.t.Fatalf("redis-server on port %d did not start: %v", s.Port, lastErr)
+	return fmt.Errorf("redis-server on port %d did not start: %v", s.Port, lastErr)
 }
 
 func (s *Server) waitReady(exited <-chan struct{}) error {
@@ -260,4 +292,15 @@ func (s *Server) makeCert() {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	s.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// Output is what the running server (or the last one) wrote.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	log := s.log
+	s.mu.Unlock()
+	if log == nil {
+		return ""
+	}
+	return log.String()
 }
