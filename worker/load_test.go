@@ -48,7 +48,8 @@ func maxRSS(ps *os.ProcessState) float64 {
 //     goal ≥ 80%;
 //   - worker: `orgconn worker` (a subprocess, concurrency 10) applying
 //     changes to a simulated tenant without rate limit against a raw asynq
-//     server (concurrency 10) with a no-op handler, in tasks per second;
+//     server with a no-op handler, both of concurrency 10
+//     (ORGCONN_LOAD_CONCURRENCY), in tasks per second;
 //     goal ≥ 60%;
 //   - the peak RSS of both subprocesses.
 //
@@ -67,6 +68,7 @@ func TestLoadReport(t *testing.T) {
 		rows, tasks = 1_000_000, 20_000
 	}
 	rows, tasks = envInt("ORGCONN_LOAD_ROWS", rows), envInt("ORGCONN_LOAD_TASKS", tasks)
+	conc := envInt("ORGCONN_LOAD_CONCURRENCY", 10) // of both workers
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	bin := buildOrgconn(t)
 	ctx := context.Background()
@@ -116,6 +118,7 @@ func TestLoadReport(t *testing.T) {
 
 	// --- worker ---
 	env2 := srv.NewEnv(t, 1)
+	env2.Client.ConfigResetStat(ctx)
 	orgs := max(tasks/10+1, 10)
 	e := newE2EOn(t, env2, mgmttest.Config{Orgs: orgs, Connections: 10, Seed: 5}) // no rate limit
 	var wrows []jobstest.Row
@@ -124,17 +127,20 @@ func TestLoadReport(t *testing.T) {
 	}
 	e.importRows(wrows)
 	wStart := time.Now()
-	p := e.startWorkerProcess(bin, "load", "--plan", "free", "--rate", "1000000", "--burst", "1000000", "--concurrency", "10") // free: one bucket, which --rate replaces
+	p := e.startWorkerProcess(bin, "load", "--plan", "free", "--rate", "1000000", "--burst", "1000000", "--concurrency", strconv.Itoa(conc)) // free: one bucket, which --rate replaces
 	e.waitDone(10 * time.Minute)
 	wTook := time.Since(wStart)
 	p.stop(t)
 	e.verify()
+	if os.Getenv("ORGCONN_LOAD_STATS") == "1" {
+		t.Logf("Redis commands during the worker run:\n%s", env2.Client.Info(ctx, "commandstats").Val())
+	}
 
 	rawQueue := env2.Queue + "raw"
 	rawEnqueue(t, &redistest.Env{Client: env2.Client, Queue: rawQueue}, "noop", tasks, 8)
 	var done atomic.Int64
 	finished := make(chan struct{})
-	noop := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: 10, Queues: map[string]int{rawQueue: 1}, LogLevel: asynq.WarnLevel})
+	noop := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: conc, Queues: map[string]int{rawQueue: 1}, LogLevel: asynq.WarnLevel})
 	rStart := time.Now()
 	if err := noop.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
 		if done.Add(1) == int64(tasks) {
@@ -147,7 +153,7 @@ func TestLoadReport(t *testing.T) {
 	<-finished
 	rTook := time.Since(rStart)
 	noop.Shutdown()
-	report = append(report, line{what: fmt.Sprintf("worker %d tasks", tasks), orgconn: float64(tasks) / wTook.Seconds(), raw: float64(tasks) / rTook.Seconds(),
+	report = append(report, line{what: fmt.Sprintf("worker %d tasks, concurrency %d", tasks, conc), orgconn: float64(tasks) / wTook.Seconds(), raw: float64(tasks) / rTook.Seconds(),
 		rss: maxRSS(p.cmd.ProcessState), goal: 0.6, elapsed: wTook, rawTaken: rTook})
 
 	var b bytesBuffer
