@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/jobs/jobstest"
+	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
@@ -155,6 +156,58 @@ func TestLoadReport(t *testing.T) {
 	noop.Shutdown()
 	report = append(report, line{what: fmt.Sprintf("worker %d tasks, concurrency %d", tasks, conc), orgconn: float64(tasks) / wTook.Seconds(), raw: float64(tasks) / rTook.Seconds(),
 		rss: maxRSS(p.cmd.ProcessState), goal: 0.6, elapsed: wTook, rawTaken: rTook})
+
+	// The same against raw asynq whose handler makes the API call and
+	// nothing else (no ledger, no limiter), on a fresh tenant: what orgconn
+	// adds to the call it cannot avoid.
+	sim2 := mgmttest.New(mgmttest.Config{Orgs: orgs, Connections: 10, Seed: 5})
+	run2, err := mgmttest.Listen("127.0.0.1:0", sim2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run2.Close(ctx)
+	api, err := mgmt.New(mgmt.Config{BaseURL: run2.URL(), Tokens: mgmt.NewClientCredentials(run2.URL(), mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiQueue := env2.Queue + "api"
+	cl := asynq.NewClientFromRedisClient(env2.Client)
+	for _, r := range wrows {
+		task, opts, err := jobs.NewTask(r.Change, jobs.Origin{Batch: "api", Line: r.Line}, apiQueue)
+		if err == nil {
+			_, err = cl.Enqueue(task, opts...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var apiDone, apiFailed atomic.Int64
+	apiFinished := make(chan struct{})
+	withAPI := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: conc, Queues: map[string]int{apiQueue: 1}, LogLevel: asynq.WarnLevel})
+	aStart := time.Now()
+	if err := withAPI.Start(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		p, err := jobs.DecodePayload(task.Payload())
+		if err == nil {
+			_, err = api.Enable(ctx, p.Change.OrgID, p.Change.ConnectionID, mgmt.Settings{AssignMembershipOnLogin: &[]bool{true}[0]})
+		}
+		if err != nil {
+			apiFailed.Add(1)
+		}
+		if apiDone.Add(1) == int64(tasks) {
+			close(apiFinished)
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	<-apiFinished
+	aTook := time.Since(aStart)
+	withAPI.Shutdown()
+	if n := apiFailed.Load(); n > 0 {
+		t.Errorf("%d API calls of the raw asynq handler failed", n)
+	}
+	report = append(report, line{what: fmt.Sprintf("worker vs asynq + API call only, concurrency %d", conc), orgconn: float64(tasks) / wTook.Seconds(), raw: float64(tasks) / aTook.Seconds(),
+		rss: maxRSS(p.cmd.ProcessState), goal: 0.6, elapsed: wTook, rawTaken: aTook})
 
 	var b bytesBuffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
