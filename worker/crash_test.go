@@ -160,6 +160,7 @@ func TestCrashedWorkersLoseNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes; about a minute")
 	}
+	t.Parallel() // mostly waiting: for orphaned tasks, for the rate budget
 	env := redistest.NewReal(t)
 	bin := buildOrgconn(t)
 	changes, orgs := 290, 50

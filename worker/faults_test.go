@@ -20,6 +20,7 @@ func TestAPIFaultsExactState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run; about 15 s")
 	}
+	t.Parallel() // mostly waiting: for orphaned tasks, for the rate budget
 	changes := 390
 	if full() {
 		changes = 1990
