@@ -31,8 +31,14 @@ import (
 // (lists of task ids) and :t:<id> (the task hash); TestOrphanedTaskIsPutBack
 // breaks if an upgrade changes it.
 
-// requeueOrphans moves every active task whose lease expired at or before
-// a cutoff back to the pending list, as asynq's Requeue does.
+// requeueOrphans moves back to the pending list, as asynq's Requeue does,
+// every active task whose lease expired at or before a cutoff, and every
+// active task without a lease at all. (asynq's dequeue adds a task to the
+// active list and its lease in one script, and every script that takes it
+// out of the list removes the lease too, so an active task without a lease
+// is an orphan whatever the clock says: the lease was lost to eviction, a
+// restore or a hand edit. asynq's own recoverer never finds those — asynq
+// issues #1051 and #1144.)
 //
 // KEYS[1] asynq:{queue}:lease
 // KEYS[2] asynq:{queue}:active
@@ -41,14 +47,21 @@ import (
 // ARGV[2] the task key prefix, asynq:{queue}:t:
 // Returns the ids put back.
 var requeueOrphans = redis.NewScript(`
-local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 1000)
 local out = {}
-for _, id in ipairs(ids) do
+local function requeue(id)
   redis.call("ZREM", KEYS[1], id)
   if redis.call("LREM", KEYS[2], 0, id) > 0 then
     redis.call("RPUSH", KEYS[3], id)
     redis.call("HSET", ARGV[2] .. id, "state", "pending")
     table.insert(out, id)
+  end
+end
+for _, id in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 1000)) do
+  requeue(id)
+end
+for _, id in ipairs(redis.call("LRANGE", KEYS[2], 0, 999)) do
+  if not redis.call("ZSCORE", KEYS[1], id) then
+    requeue(id)
   end
 end
 return out`)

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,15 +12,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestOrphanedTaskIsPutBack makes two tasks active the way asynq's dequeue
-// does, one with an expired lease, and checks that only that one goes back
-// to pending — asynq's inspector agreeing, so that a change of asynq's Redis
+// TestOrphanedTaskIsPutBack makes tasks active the way asynq's dequeue
+// does, one with an expired lease, one with a live lease, and one without a
+// lease, and checks that the first and the last go back to pending — asynq's inspector agreeing, so that a change of asynq's Redis
 // layout breaks this test.
 func TestOrphanedTaskIsPutBack(t *testing.T) {
 	env := redistest.New(t)
 	ctx := context.Background()
 	cl := asynq.NewClientFromRedisClient(env.Client)
-	for _, id := range []string{"dead", "alive"} {
+	for _, id := range []string{"dead", "alive", "nolease"} {
 		if _, err := cl.Enqueue(asynq.NewTask("x", nil), asynq.Queue(env.Queue), asynq.TaskID(id)); err != nil {
 			t.Fatal(err)
 		}
@@ -34,6 +35,10 @@ func TestOrphanedTaskIsPutBack(t *testing.T) {
 		env.Client.ZAdd(ctx, p+"lease", redisZ(lease, id))
 		env.Client.HSet(ctx, p+"t:"+id, "state", "active")
 	}
+	// An active task whose lease was lost (eviction, a restore).
+	env.Client.LRem(ctx, p+"pending", 0, "nolease")
+	env.Client.LPush(ctx, p+"active", "nolease")
+	env.Client.HSet(ctx, p+"t:nolease", "state", "active")
 	insp := asynq.NewInspectorFromRedisClient(env.Client)
 	if info, err := insp.GetTaskInfo(env.Queue, "dead"); err != nil || info.State != asynq.TaskStateActive {
 		t.Fatalf("before: task dead = %+v, %v; want active", info, err)
@@ -43,18 +48,18 @@ func TestOrphanedTaskIsPutBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ids) != 1 || ids[0] != "dead" {
-		t.Fatalf("requeued %v, want [dead]", ids)
+	if fmt.Sprint(ids) != "[dead nolease]" {
+		t.Fatalf("requeued %v, want [dead nolease]", ids)
 	}
-	for id, want := range map[string]asynq.TaskState{"dead": asynq.TaskStatePending, "alive": asynq.TaskStateActive} {
+	for id, want := range map[string]asynq.TaskState{"dead": asynq.TaskStatePending, "nolease": asynq.TaskStatePending, "alive": asynq.TaskStateActive} {
 		info, err := insp.GetTaskInfo(env.Queue, id)
 		if err != nil || info.State != want {
 			t.Errorf("task %s = %+v, %v; want %v", id, info, err, want)
 		}
 	}
 	qi, err := insp.GetQueueInfo(env.Queue)
-	if err != nil || qi.Pending != 1 || qi.Active != 1 {
-		t.Errorf("queue = %+v, %v; want 1 pending, 1 active", qi, err)
+	if err != nil || qi.Pending != 2 || qi.Active != 1 {
+		t.Errorf("queue = %+v, %v; want 2 pending, 1 active", qi, err)
 	}
 	if ids, _ := worker.RequeueOrphans(ctx, env.Client, env.Queue, now.Add(-5*time.Second)); len(ids) != 0 {
 		t.Errorf("second check requeued %v again", ids)
