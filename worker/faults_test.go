@@ -55,9 +55,14 @@ func TestAPIFaultsExactState(t *testing.T) {
 	e.verify()
 	st := e.sim.Stats()
 	t.Logf("%d changes in %v; %+v; simulator: %d requests, %d writes, faults %v", bc.Total, time.Since(start).Round(time.Millisecond), bc, st.Total, st.Writes, st.Faults)
-	for _, f := range []mgmttest.FaultKind{mgmttest.FaultError5xx, mgmttest.FaultDrop, mgmttest.FaultLostResponse} {
+	for _, f := range []mgmttest.FaultKind{mgmttest.FaultError5xx, mgmttest.FaultDrop} {
 		if st.Faults[f] == 0 {
 			t.Errorf("the run met no fault %v: %v", f, st.Faults)
 		}
+	}
+	// Lost responses are drawn on applied writes only (about 270 here, so
+	// none at all about one run in 250): worth knowing, not a failure.
+	if st.Faults[mgmttest.FaultLostResponse] == 0 {
+		t.Logf("this run met no lost response (%v); the other faults were met", st.Faults)
 	}
 }
