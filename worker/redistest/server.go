@@ -53,6 +53,7 @@ type Server struct {
 	TLSConfig *tls.Config
 
 	mu     sync.Mutex
+	all    []*exec.Cmd // every process started, killed at cleanup whatever happened
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *lockedBuffer
@@ -99,6 +100,11 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 			t.Logf("redis-server output:\n%s", s.Output())
 		}
 		s.Kill()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.all {
+			c.Process.Kill() // an error means it is gone already
+		}
 	})
 	s.Start()
 	return s
@@ -159,6 +165,9 @@ func (s *Server) TryStart() error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start redis-server: %v", err)
 		}
+		s.mu.Lock()
+		s.all = append(s.all, cmd)
+		s.mu.Unlock()
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
 		if lastErr = s.waitReady(exited); lastErr == nil {
