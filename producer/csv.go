@@ -78,10 +78,10 @@ func NewCSVReader(r io.Reader, limits Limits) (*CSVReader, error) {
 	rd := &CSVReader{r: cr, in: in, limits: limits}
 	rec, err := cr.Read()
 	if err == io.EOF {
-		return nil, &HeaderError{[]RowError{{Line: 1, Problem: "the file is empty: it needs a header row naming its columns: " + strings.Join(Columns(), ",")}}}
+		return nil, &HeaderError{[]RowError{{Line: 1, Field: "header", Problem: "the file is empty: it needs a header row naming its columns: " + strings.Join(Columns(), ",")}}}
 	}
 	if err != nil {
-		return nil, &HeaderError{[]RowError{{Line: 1, Problem: "cannot read the header: " + csvProblem(err)}}}
+		return nil, &HeaderError{[]RowError{{Line: 1, Field: "header", Problem: "cannot read the header: " + csvProblem(err)}}}
 	}
 	line, _ := cr.FieldPos(0)
 	if len(rec) > 0 {
@@ -161,7 +161,7 @@ func (rd *CSVReader) Next() (Record, error) {
 		if !errors.As(err, &pe) {
 			return Record{}, fmt.Errorf("read CSV: %w", err)
 		}
-		return Record{Line: pe.StartLine, Errors: []RowError{{Line: pe.StartLine, Problem: "malformed CSV: " + csvProblem(err)}}}, nil
+		return Record{Line: pe.StartLine, Errors: []RowError{{Line: pe.StartLine, Field: "CSV quoting", Problem: fmt.Sprintf("%s at line %d, character %d (a field holding a quote must be quoted, and quotes inside it doubled)", pe.Err, pe.Line, pe.Column)}}}, nil
 	}
 	line, _ := rd.r.FieldPos(0)
 	return rd.parse(line, rec), nil

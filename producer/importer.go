@@ -47,6 +47,11 @@ type Config struct {
 	MaxErrors int
 	// Progress, if not nil, is called about once a second during long work.
 	Progress func(Progress)
+	// RetryFor is how long a Redis call of the import is retried (with
+	// back-off, from 50 ms to 2 s) before the import gives up: Redis
+	// restarting or failing over must not end an import. Zero means 1 min;
+	// negative means no retry.
+	RetryFor time.Duration
 }
 
 // Progress reports work under way.
@@ -107,6 +112,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxErrors <= 0 {
 		cfg.MaxErrors = 1000
+	}
+	if cfg.RetryFor == 0 {
+		cfg.RetryFor = time.Minute
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	return cfg
@@ -300,7 +308,10 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 				}
 				task, opts, err := jobs.NewTask(j.change, jobs.Origin{Batch: batch, Line: j.line}, im.cfg.QueueName)
 				if err == nil {
-					_, err = im.cfg.Queue.EnqueueContext(ctx, task, opts...)
+					err = im.retry(ctx, func() error {
+						_, err := im.cfg.Queue.EnqueueContext(ctx, task, opts...)
+						return err
+					})
 				}
 				switch {
 				case err == nil && j.again:
@@ -321,7 +332,11 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 		if len(chunk) == 0 {
 			return nil
 		}
-		acc, err := im.cfg.Ledger.Accept(ctx, batch, source, chunk)
+		var acc []ledger.Acceptance
+		err := im.retry(ctx, func() (err error) {
+			acc, err = im.cfg.Ledger.Accept(ctx, batch, source, chunk)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -379,4 +394,35 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 		return fmt.Errorf("import stopped after %d rows (%d queued); run the same command again to resume: %w", rows, res.Enqueued+res.Repaired, readErr)
 	}
 	return nil
+}
+
+// retry calls fn until it succeeds, fails for good, ctx ends or
+// Config.RetryFor has passed since the first failure. Every error of a Redis
+// call is worth retrying except a task id conflict (the task exists) and
+// the end of ctx: a connection refused or reset while Redis restarts, a
+// LOADING reply while it reads its append-only file, a failover. Retrying an
+// Accept or an Enqueue whose answer was lost is safe: the ledger answers
+// StillPending and asynq answers ErrTaskIDConflict.
+func (im *Importer) retry(ctx context.Context, fn func() error) error {
+	var deadline time.Time
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || ctx.Err() != nil || im.cfg.RetryFor < 0 {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(im.cfg.RetryFor)
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("%w (retried for %v)", err, im.cfg.RetryFor)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

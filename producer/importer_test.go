@@ -173,7 +173,7 @@ func TestImportHeaderErrors(t *testing.T) {
 		"missing org_id": {"action,connection_id\nenable,con_1\n", "line 1: org_id: required column is missing from the header"},
 		"duplicate":      {"action,org_id,Org_Id,connection_id\n", "line 1: org_id: column appears more than once"},
 		"unknown":        {"action,org-id,org_id,connection_id\n", `line 1: "org-id": unknown column`},
-		"empty file":     {"", "line 1: the file is empty"},
+		"empty file":     {"", "line 1: header: the file is empty"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			res, err := f.importer.ImportFile(context.Background(), writeFile(t, "h.csv", tc.content), Options{Batch: "h"})

@@ -94,7 +94,7 @@ func (e *errUnknownOrg) Unwrap() error { return e.err }
 //	rate limiter unreachable             → Interrupted
 //	429                                  → Throttled
 //	408, 5xx, no answer, timeout         → Retry
-//	400, 401 (after one token refresh),
+//	400, 401 (after refreshing the token, twice at most),
 //	403, 404, 409 and other 4xx          → Dead
 //	token endpoint 4xx                   → Dead; token endpoint 5xx or no answer → Retry
 func Classify(err error) Outcome {

@@ -71,6 +71,14 @@ type Config struct {
 	// Lease is how long a claim on a pair lasts unless renewed; a worker that
 	// dies holding one delays its pair by at most this. Zero means 30 s.
 	Lease time.Duration
+	// OrphanCheck is how often this worker looks for tasks left active by a
+	// worker that died (see orphans.go). Zero means 5 s; negative turns the
+	// check off, leaving it to asynq's recoverer (55 s to 2 min).
+	OrphanCheck time.Duration
+	// OrphanGrace is how long after its asynq lease expired a task counts
+	// as orphaned: a margin for clock differences between hosts. Zero means
+	// 5 s.
+	OrphanGrace time.Duration
 	// ShutdownTimeout is how long shutdown waits for calls in flight. Zero
 	// means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -115,6 +123,12 @@ func (c *Config) defaults() error {
 	if c.Lease <= 0 {
 		c.Lease = 30 * time.Second
 	}
+	if c.OrphanCheck == 0 {
+		c.OrphanCheck = 5 * time.Second
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = 5 * time.Second
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -130,9 +144,11 @@ func (c *Config) defaults() error {
 
 // Worker is one worker process's asynq server.
 type Worker struct {
-	cfg Config
-	srv *asynq.Server
-	mux *asynq.ServeMux
+	cfg        Config
+	srv        *asynq.Server
+	mux        *asynq.ServeMux
+	stopOrphan chan struct{}
+	orphanDone chan struct{}
 }
 
 // New builds a worker; Start runs it.
@@ -174,6 +190,10 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
+	if w.cfg.OrphanCheck > 0 {
+		w.stopOrphan, w.orphanDone = make(chan struct{}), make(chan struct{})
+		go func() { defer close(w.orphanDone); w.watchOrphans(w.stopOrphan) }()
+	}
 	return nil
 }
 
@@ -182,6 +202,11 @@ func (w *Worker) Start() error {
 // ShutdownTimeout for calls in flight to finish and returns. Nothing is lost:
 // a task interrupted past the timeout is put back by asynq.
 func (w *Worker) Shutdown() {
+	if w.stopOrphan != nil {
+		close(w.stopOrphan)
+		<-w.orphanDone
+		w.stopOrphan = nil
+	}
 	w.srv.Stop()
 	if w.cfg.Limiter != nil {
 		w.cfg.Limiter.Stop()

@@ -52,6 +52,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
 	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
 	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", ":9090"), "address of /metrics, /healthz and /readyz; empty: none (env ORGCONN_METRICS_ADDR)")
+	orphanCheck := f.Duration("orphan-check", 5*time.Second, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 leaves it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -98,7 +99,8 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	w, err := worker.New(worker.Config{
 		Redis: rdb, Ledger: l, API: api, Limiter: lim,
 		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
-		Observe: m.Task,
+		Observe:     m.Task,
+		OrphanCheck: orphanCheckConfig(*orphanCheck),
 	})
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
@@ -158,4 +160,13 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 		}
 		<-done
 	}, nil
+}
+
+// orphanCheckConfig maps the --orphan-check flag (0: off) to
+// worker.Config.OrphanCheck (0: default, negative: off).
+func orphanCheckConfig(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,8 +395,8 @@ func TestRefreshedTokenRefusedAgainIsReturnedAs401(t *testing.T) {
 	wantAPIError(t, err, APIError{Method: "GET", Path: orgPath(org), Status: 401, Reason: "Unauthorized",
 		Message: "Expired token received for JSON Web Token validation"})
 	st := sim.Stats()
-	if st.Total != 2 || st.TokensIssued != 2 {
-		t.Errorf("stats %v, want 2 API requests and 2 token fetches: one refresh, then give up", st)
+	if st.Total != 3 || st.TokensIssued != 3 {
+		t.Errorf("stats %v, want 3 API requests and 3 token fetches: two refreshes, then give up", st)
 	}
 }
 
@@ -608,3 +609,43 @@ func atoi(s string) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// revokedThenFresh hands out, in turn, tokens the tenant revoked and then
+// fresh ones from cc: a refresh that races a revocation of every token (the
+// refreshed token was fetched, or cached by a concurrent call, just before
+// the revocation).
+type revokedThenFresh struct {
+	mu      sync.Mutex
+	revoked []string
+	cc      *ClientCredentials
+}
+
+func (r *revokedThenFresh) Token(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	if len(r.revoked) > 0 {
+		t := r.revoked[0]
+		r.revoked = r.revoked[1:]
+		r.mu.Unlock()
+		return t, nil
+	}
+	r.mu.Unlock()
+	return r.cc.Token(ctx)
+}
+
+func (r *revokedThenFresh) Invalidate(token string) { r.cc.Invalidate(token) }
+
+func TestTokenRevokedWhileRefreshingIsRefreshedAgain(t *testing.T) {
+	sim := mgmttest.New(mgmttest.Config{ClientID: testClientID, ClientSecret: testSecret})
+	base := serve(t, sim)
+	src := &revokedThenFresh{cc: NewClientCredentials(base, testClientID, testSecret, nil),
+		revoked: []string{sim.IssueToken(mgmttest.DefaultScopes(), 0), sim.IssueToken(mgmttest.DefaultScopes(), 0)}}
+	sim.ExpireTokens()
+	c := newClient(t, Config{BaseURL: base, Tokens: src})
+	org := sim.Orgs()[0]
+	if _, err := c.List(context.Background(), org, 0, 50); err != nil {
+		t.Fatalf("List after two revoked tokens: %v", err)
+	}
+	if st := sim.Stats(); st.Total != 3 {
+		t.Errorf("stats %v, want 3 API requests: two refused, then a fresh token", st)
+	}
+}

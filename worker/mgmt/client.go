@@ -2,8 +2,8 @@
 // orgconn drives: an organization's enabled connections (list, get, enable,
 // update, remove).
 //
-// Each call makes one HTTP request (two when a 401 makes it refresh the token
-// once; Go's transport may also resend a read, never a write, whose reused
+// Each call makes one HTTP request (up to three when 401s make it refresh the
+// token, twice at most; Go's transport may also resend a read, never a write, whose reused
 // connection was dropped) and returns the decoded body or a typed error: *APIError for an HTTP
 // answer other than success, *NetworkError when no answer came, *TokenError
 // when no token could be had. It does not retry or sleep on its own: retry
@@ -231,7 +231,10 @@ type request struct {
 	want   int // the success status
 }
 
-// do sends r (refreshing the token once on a 401) and decodes a success body
+// maxRefreshes is how many times one call refreshes its token after a 401.
+const maxRefreshes = 2
+
+// do sends r (refreshing the token on a 401) and decodes a success body
 // into out when out is not nil.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	var body []byte
@@ -248,7 +251,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		}
 		data, err := c.send(ctx, r, body, token)
 		var ae *APIError
-		if attempt == 0 && errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		// A 401 refreshes the token, twice at most: the token a refresh
+		// gets may itself be refused when it was issued just before the
+		// tenant revoked every token (it was fetched, or already cached by
+		// a concurrent call, before the revocation reached this caller).
+		if attempt < maxRefreshes && errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 			if _, static := c.tokens.(StaticToken); !static {
 				c.tokens.Invalidate(token)
 				continue
