@@ -68,3 +68,39 @@ func TestLimitsShowsTheFleetsBudget(t *testing.T) {
 		t.Errorf("--json buckets %+v", got[0].Buckets)
 	}
 }
+
+func TestStatusEstimatesFromTheLearnedBudget(t *testing.T) {
+	r := redistest.New(t)
+	vars := map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix}
+	if code, out, errOut := runCmd(t, vars, "import", "--batch", "slow", file(t, "action,org_id,connection_id\nenable,org_1,con_1\nenable,org_2,con_1\n")); code != exitOK {
+		t.Fatalf("import: exit %d, %s %s", code, out, errOut)
+	}
+	code, out, _ := runCmd(t, vars, "status")
+	if code != exitOK || strings.Contains(out, "budget:") {
+		t.Fatalf("before any worker: exit %d, %q (no budget is known yet)", code, out)
+	}
+	lim, err := ratelimit.New(t.Context(), ratelimit.Config{Redis: r.Client, Prefix: r.Prefix, Tenant: "acme.eu.auth0.com",
+		Start: ratelimit.Buckets{Global: ratelimit.Bucket{Burst: 1, Rate: 0.5}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lim.Close()
+	code, out, _ = runCmd(t, vars, "status")
+	if code != exitOK || !strings.Contains(out, "budget: tenant acme.eu.auth0.com, writes paced at 0.50/s (30 a minute) by bucket plan-global [plan]; 2 pending lines need about 4s at that pace") {
+		t.Fatalf("status: exit %d, %q", code, out)
+	}
+	code, out, _ = runCmd(t, vars, "status", "slow", "--json")
+	var got struct {
+		Batches []struct {
+			ETAAtBudget *float64 `json:"eta_at_budget_seconds"`
+		} `json:"batches"`
+		Budget struct {
+			Tenant string  `json:"tenant"`
+			Rate   float64 `json:"write_rate_per_second"`
+		} `json:"budget"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != exitOK || len(got.Batches) != 1 || got.Batches[0].ETAAtBudget == nil ||
+		*got.Batches[0].ETAAtBudget != 4 || got.Budget.Rate != 0.5 || got.Budget.Tenant != "acme.eu.auth0.com" {
+		t.Fatalf("status --json: exit %d, %v, %+v\n%s", code, err, got, out)
+	}
+}

@@ -102,6 +102,9 @@ type batchJSON struct {
 	Rate         float64   `json:"rate_per_second"`
 	RateWindow   float64   `json:"rate_window_seconds"`
 	ETA          *float64  `json:"eta_seconds"` // null: no estimate
+	// ETAAtBudget is the pending lines at the learned write budget (status
+	// only; null when unknown).
+	ETAAtBudget *float64 `json:"eta_at_budget_seconds,omitempty"`
 }
 
 func toJSON(bc ledger.BatchCounts) batchJSON {

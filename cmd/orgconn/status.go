@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/orgconn/orgconn/worker/ratelimit"
+	"github.com/redis/go-redis/v9"
 )
 
 const statusSynopsis = `
@@ -27,6 +30,10 @@ Shows a batch's progress (the most recent batches when no BATCH is given):
                  achieved, not the tenant's budget)
   ETA            pending and retrying lines at that rate; "unknown" when
                  nothing resolved in the last minute
+
+Below the table, when the workers serve one tenant: the write pace their
+shared rate limiter has learned (see orgconn limits) and how long the
+pending lines need at that pace — an estimate before any line resolved.
 
 With --wait, status waits until every line of BATCH is resolved, printing a
 progress line on stderr every --interval.
@@ -89,12 +96,22 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		}
 		all = append(all, bc)
 	}
+	budget, hasBudget := learnedWriteBudget(ctx, rdb, q.prefix)
 	if *asJSON {
 		out := struct {
-			Batches []batchJSON `json:"batches"`
+			Batches []batchJSON   `json:"batches"`
+			Budget  *writeBudgetJ `json:"budget"` // null: no single tenant's budget known
 		}{Batches: []batchJSON{}}
 		for _, bc := range all {
-			out.Batches = append(out.Batches, toJSON(bc))
+			j := toJSON(bc)
+			if hasBudget && !bc.Done() {
+				s := float64(bc.Waiting()) / budget.Rate
+				j.ETAAtBudget = &s
+			}
+			out.Batches = append(out.Batches, j)
+		}
+		if hasBudget {
+			out.Budget = &budget
 		}
 		writeJSON(e.stdout, out)
 		return exitOK
@@ -113,7 +130,52 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t\n", bc.Name, bc.Total, bc.Applied, bc.Superseded, bc.Retrying, dead, bc.Waiting(), rateText(bc), etaText(bc))
 	}
 	tw.Flush()
+	if hasBudget {
+		var waiting int64
+		for _, bc := range all {
+			if !bc.Done() {
+				waiting += bc.Waiting()
+			}
+		}
+		fmt.Fprintf(e.stdout, "\nbudget: tenant %s, writes paced at %.2f/s (%.0f a minute) by bucket %s [%s]", budget.Tenant, budget.Rate, budget.Rate*60, budget.Bucket, budget.Source)
+		if waiting > 0 {
+			fmt.Fprintf(e.stdout, "; %d pending lines need about %v at that pace", waiting, time.Duration(float64(waiting)/budget.Rate*float64(time.Second)).Round(time.Second))
+		}
+		fmt.Fprintln(e.stdout)
+	}
 	return exitOK
+}
+
+// writeBudgetJ is the fleet's learned write budget, as status shows it.
+type writeBudgetJ struct {
+	Tenant string  `json:"tenant"`
+	Bucket string  `json:"bucket"`
+	Source string  `json:"source"`
+	Rate   float64 `json:"write_rate_per_second"`
+}
+
+// learnedWriteBudget is the pace of writes the fleet's limiter keeps: the
+// slowest bucket pacing writes. Batches do not record their tenant, so it
+// is given only when the fleet knows exactly one tenant.
+func learnedWriteBudget(ctx context.Context, rdb redis.UniversalClient, prefix string) (writeBudgetJ, bool) {
+	tenants, err := ratelimit.Tenants(ctx, rdb, prefix)
+	if err != nil || len(tenants) != 1 {
+		return writeBudgetJ{}, false
+	}
+	st, err := ratelimit.ReadState(ctx, rdb, prefix, tenants[0])
+	if err != nil {
+		return writeBudgetJ{}, false
+	}
+	var best ratelimit.BucketState
+	for _, b := range st.Buckets {
+		if strings.Contains(b.Classes, "w") && b.Rate > 0 && (best.Rate == 0 || b.Rate < best.Rate) {
+			best = b
+		}
+	}
+	if best.Rate == 0 {
+		return writeBudgetJ{}, false
+	}
+	return writeBudgetJ{Tenant: tenants[0], Bucket: best.ID, Source: best.Source, Rate: best.Rate}, true
 }
 
 type waitOptions struct {
