@@ -21,6 +21,7 @@ numbers come from:
 
   plan       the --plan's documented numbers (before any answer)
   override   --rate/--burst
+  guess      a bucket the answers just described, started from the above
   measured   fitted from the X-RateLimit-* headers of successive answers
   at-least   a lower bound from answers (the bucket never ran low)
   probing    raised step by step: answers showed it refilling faster

@@ -47,8 +47,8 @@ func TestLimitsShowsTheFleetsBudget(t *testing.T) {
 			w10 = strings.Join(strings.Fields(line), " ")
 		}
 	}
-	if w10 != "w10 w 10 20.000 1200.0 plan 0" {
-		t.Errorf("the bucket the answer described: %q, want %q\n%s", w10, "w10 w 10 20.000 1200.0 plan 0", out)
+	if w10 != "w10 w 10 20.000 1200.0 guess 0" {
+		t.Errorf("the bucket the answer described: %q, want %q\n%s", w10, "w10 w 10 20.000 1200.0 guess 0", out)
 	}
 
 	code, out, _ = runCmd(t, vars, "limits", "--auth0-domain", "http://127.0.0.1:9", "--json")

@@ -307,7 +307,7 @@ func TestFleet(t *testing.T) {
 		{"b global and slower write, headers alternate", scenario{calls: 400, global: Bucket{10, 20}, write: Bucket{5, 10}, alternate: true, latency: 2, start: start}, 0.85, 0.04, nil},
 		{"c rate halved", scenario{calls: 400, global: Bucket{10, 20}, halveAt: 200, latency: 2, start: start}, 0.85, 0.04, nil},
 		{"a from the essentials plan", scenario{calls: 400, global: Bucket{10, 20}, latency: 2, start: essentials}, 0.85, 0.02, []int{4}},
-		{"b from the essentials plan", scenario{calls: 400, global: Bucket{10, 20}, write: Bucket{5, 10}, alternate: true, latency: 2, start: essentials}, 0.6, 0.04, []int{4}},
+		{"b from the essentials plan", scenario{calls: 400, global: Bucket{10, 20}, write: Bucket{5, 10}, alternate: true, latency: 2, start: essentials}, 0.55, 0.04, []int{4}}, // discovery from 24× too slow; a 429 halves a guessed bucket
 	} {
 		procs := sc.procs
 		if procs == nil {

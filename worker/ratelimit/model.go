@@ -34,7 +34,8 @@ import (
 //     1 + Remaining/Limit (up to double), at most every 500 ms and not just after an
 //     estimate moved it, until the bucket binds and can be measured.
 //   - Cut: a 429 refused by a bucket the model thought had a token: its rate
-//     is cut to 75% (at most once a second) and what was learned of it is
+//     is cut (cutFactor: to 75%, or 50% for a guess, a probe or after a recent cut; at most
+//     once a second) and what was learned of it is
 //     forgotten: its limits changed, or the estimate was wrong. It is
 //     measured afresh from the answers that follow.
 //   - Refused elsewhere: a 429 whose headers describe a bucket that still
@@ -183,9 +184,10 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// Reserved before a pause ended: it says nothing new.
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
+				f := cutFactor(b.Source, now.Sub(lg.cut[s.bucket]))
 				lg.cut[s.bucket] = now
-				l.log.Info("429: cutting the bucket's rate", "bucket", b.ID, "rate", round(b.Rate*0.75), "was", round(b.Rate))
-				b.Rate, b.Source = b.Rate*0.75, "cut"
+				l.log.Info("429: cutting the bucket's rate", "bucket", b.ID, "rate", round(b.Rate*f), "was", round(b.Rate))
+				b.Rate, b.Source = b.Rate*f, "cut"
 				set(b)
 				lg.learner.Forget(b.ID) // measure afresh
 				delete(estimates, b.ID)
@@ -333,6 +335,22 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 		}
 	}
 	return out
+}
+
+// cutFactor is how much a 429 from a bucket cuts its rate: to 75% when
+// the rate was measured or is a plan's (the estimate was close, the limits
+// just changed, or a cold start's burst ran out); to 50% when it is a guess
+// (a bucket first described, started from the starting buckets), an
+// override or a probe, or when a cut less than 3 s before was not enough.
+func cutFactor(source string, sinceLastCut time.Duration) float64 {
+	switch {
+	case source == "guess" || source == "override" || source == "probing":
+		return 0.5
+	case sinceLastCut < 3*time.Second:
+		return 0.5
+	default:
+		return 0.75
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -156,7 +156,7 @@ if id ~= '' then
   end
   if not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
     redis.call('HSET', h, 'ids', (ids == '' and id) or (ids .. ' ' .. id))
-    redis.call('HSET', h, id .. ':cls', cls, id .. ':burst', ARGV[9], id .. ':rate', ARGV[10], id .. ':src', 'plan')
+    redis.call('HSET', h, id .. ':cls', cls, id .. ':burst', ARGV[9], id .. ':rate', ARGV[10], id .. ':src', 'guess')
   else
     local c = redis.call('HGET', h, id .. ':cls') or '-'
     if not string.find(c, cls, 1, true) then
@@ -199,7 +199,7 @@ end
 local newpause = 0
 local p = tonumber(ARGV[8])
 if refused and p > 0 then
-  if src ~= 'plan' and src ~= 'override' and rate > 0 and tonumber(ARGV[3]) == 0 then
+  if src ~= 'plan' and src ~= 'override' and src ~= 'guess' and rate > 0 and tonumber(ARGV[3]) == 0 then
     -- The bucket that refused is known from answers: no longer than it
     -- takes to fill at the modelled rate (after a cut, at most as long as
     -- at the true rate).
@@ -506,7 +506,7 @@ type BucketState struct {
 	Classes string  `json:"classes"` // "w", "r", "rw", or "-" when it no longer paces calls
 	Burst   int     `json:"burst"`
 	Rate    float64 `json:"rate"`   // tokens per second
-	Source  string  `json:"source"` // plan, override, measured, at-least, probing, cut, hidden
+	Source  string  `json:"source"` // plan, override, guess, measured, at-least, probing, cut, hidden
 	Calls   int64   `json:"calls"`  // calls that drew from it
 }
 
