@@ -277,10 +277,11 @@ func (l *Limiter) refusedElsewhere(cls string, s sample, now time.Time) []Bucket
 		if id == s.bucket || !contains(b.Classes, cls) || b.Rate <= 0 || strings.HasPrefix(id, "plan-") || now.Sub(lg.cut[id]) < time.Second {
 			continue
 		}
+		f := cutFactor(b.Source, now.Sub(lg.cut[id]))
 		lg.cut[id] = now
 		lg.learner.Forget(id)
-		l.log.Info("429 from another bucket than the answer describes: cutting it", "bucket", id, "rate", round(b.Rate*0.75), "described", s.bucket)
-		b.Rate, b.Source = b.Rate*0.75, map[bool]string{true: "hidden", false: "cut"}[b.Source == "hidden"]
+		l.log.Info("429 from another bucket than the answer describes: cutting it", "bucket", id, "rate", round(b.Rate*f), "described", s.bucket)
+		b.Rate, b.Source = b.Rate*f, map[bool]string{true: "hidden", false: "cut"}[b.Source == "hidden"]
 		out = append(out, b)
 	}
 	if len(out) > 0 || lg.hasPacer(cls, s.bucket) {

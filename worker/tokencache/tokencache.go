@@ -87,6 +87,11 @@ func (s *Shared) Token(ctx context.Context) (string, error) {
 // refresh fetches a token while holding the lock and shares it.
 func (s *Shared) refresh(ctx context.Context) (string, error) {
 	defer s.rdb.Del(context.WithoutCancel(ctx), s.lock)
+	// Another process may have shared one between our read and our lock.
+	if t, exp, ok, err := s.read(ctx); err == nil && ok {
+		s.keep(t, exp)
+		return t, nil
+	}
 	t, lifetime, err := s.fetch.Fetch(ctx)
 	if err != nil {
 		return "", err
