@@ -30,6 +30,7 @@ import (
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/ratelimit"
+	"github.com/orgconn/orgconn/worker/tokencache"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -355,9 +356,9 @@ func cleanup(rdb redis.UniversalClient, id string) {
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // InProcess runs each "process" of a run as its own set of machinery in
-// this process — its own Redis connections, limiter, token and API client
-// and asynq server — sharing only Redis and the tenant, as separate
-// processes do. Tests use it; orgconn bench starts real processes.
+// this process — its own Redis connections, limiter, token source and API
+// client and asynq server — sharing only Redis (and so the fleet's token)
+// and the tenant, as separate processes do. Tests use it; orgconn bench starts real processes.
 func InProcess(ctx context.Context, run Run) (func() error, error) {
 	var stops []func()
 	stopAll := func() error {
@@ -379,8 +380,9 @@ func InProcess(ctx context.Context, run Run) (func() error, error) {
 			stopAll()
 			return nil, err
 		}
+		cc := mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil)
 		api, err := mgmt.New(mgmt.Config{BaseURL: run.BaseURL, Pacer: lim, Timeout: 10 * time.Second,
-			Tokens: mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil)})
+			Tokens: tokencache.New(rdb, run.Prefix, cc.Identity(), cc)})
 		if err != nil {
 			lim.Close()
 			rdb.Close()
