@@ -203,9 +203,18 @@ func TestOperatingABatchWithFailures(t *testing.T) {
 	if dl, err := e.ledger.DeadLetter(ctx, "e2e", 4); err != nil || dl.RequeuedAt != nil || dl.Reason != "not_found" || dl.Attempts != 1 {
 		t.Errorf("dead letter of line 4 after failing again = %+v, %v", dl, err)
 	}
+	// The ledger records the dead letter before asynq archives the task:
+	// wait for asynq to catch up.
 	insp := asynq.NewInspectorFromRedisClient(e.env.Client)
-	if qi, err := insp.GetQueueInfo(e.env.Queue); err != nil || qi.Archived != 4 {
-		t.Errorf("archived tasks = %+v, %v; want 4 (the requeued task replaced its old one)", qi, err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		qi, err := insp.GetQueueInfo(e.env.Queue)
+		if err == nil && qi.Archived == 4 && qi.Active == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("archived tasks = %+v, %v; want 4 (the requeued task replaced its old one)", qi, err)
+			break
+		}
 	}
 
 	// Export, fix (known organizations, enable instead of update) and import.
