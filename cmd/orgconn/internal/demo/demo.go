@@ -32,6 +32,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// describeStart says what the limiter starts from.
+func describeStart(b ratelimit.Buckets) string {
+	var parts []string
+	for _, p := range []struct {
+		name string
+		b    ratelimit.Bucket
+	}{{"global", b.Global}, {"write", b.Write}, {"read", b.Read}} {
+		if p.b.Rate > 0 {
+			parts = append(parts, fmt.Sprintf("%s burst %d, %.4g/s", p.name, p.b.Burst, p.b.Rate))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Options configure a demo run. The zero value runs everything in process.
 type Options struct {
 	// Redis, if not nil, is used instead of an embedded Redis.
@@ -47,7 +61,8 @@ type Options struct {
 	// connections to change.
 	OrgIDs, ConnectionIDs []string
 	// Start is what the rate limiter starts from before it has learned the
-	// tenant's budget; zero means the essentials plan's documented numbers.
+	// tenant's budget; zero means the in-process simulator's budget, or the
+	// essentials plan's documented numbers for any other tenant.
 	Start ratelimit.Buckets
 	// Changes is the number of valid changes to generate; zero means 300.
 	Changes int
@@ -120,8 +135,14 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	defer t.close()
 	fmt.Fprintf(o.Out, "tenant:  %s (%d organizations, %d connections)\n", t.describe, len(t.tenant.Orgs), len(t.tenant.Connections))
 	if o.Start == (ratelimit.Buckets{}) {
+		// The simulator's budget is known, as a tenant owner's would be
+		// (--rate 20 --burst 10); elsewhere the essentials plan's numbers.
 		o.Start = ratelimit.Plans["essentials"]
+		if t.sim != nil {
+			o.Start = ratelimit.Buckets{Global: ratelimit.Bucket{Burst: simBudget.Burst, Rate: simBudget.Rate}}
+		}
 	}
+	fmt.Fprintf(o.Out, "budget:  the limiter starts from %s and learns the rest from the answers\n", describeStart(o.Start))
 	lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: o.Prefix, Tenant: t.name(), Start: o.Start, Logger: o.Logger})
 	if err != nil {
 		return sum, err
