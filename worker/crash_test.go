@@ -1,13 +1,11 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,25 +34,8 @@ func buildOrgconn(t *testing.T) string {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *redistest.LockedBuffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startWorkerProcess runs `orgconn worker` against the run's Redis and
@@ -65,7 +46,7 @@ func (e *e2e) startWorkerProcess(bin, name string, args ...string) *proc {
 	cmd.Env = append(os.Environ(),
 		"REDIS_URL="+e.env.URL, "ORGCONN_QUEUE="+e.env.Queue, "ORGCONN_KEY_PREFIX="+e.env.Prefix,
 		"AUTH0_DOMAIN="+e.url, "AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, out: &redistest.LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

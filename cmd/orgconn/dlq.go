@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -411,24 +410,11 @@ func runDLQExport(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return selectionCode(e, "export", err)
 	}
-	var w io.Writer = e.stdout
-	var file *os.File
-	if *out != "-" {
-		if file, err = os.Create(*out); err != nil {
-			return errorf(e, exitUnavailable, "dlq export: %v", err)
-		}
-		w = file
-	}
-	n, err := deadletter.Export(w, entries)
-	if file != nil {
-		if cerr := file.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(*out)
-		}
-	}
-	if err != nil {
+	var n int
+	if err := writeOut(e, *out, func(w io.Writer) (err error) {
+		n, err = deadletter.Export(w, entries)
+		return err
+	}); err != nil {
 		return errorf(e, exitUnavailable, "dlq export: %v", err)
 	}
 	dest := *out

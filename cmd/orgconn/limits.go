@@ -57,7 +57,7 @@ func runLimits(ctx context.Context, e *env, args []string) int {
 		if err != nil {
 			return errorf(e, exitUsage, "limits: --auth0-domain: %v", err)
 		}
-		tenants = []string{tenantName(base)}
+		tenants = []string{ratelimit.TenantOf(base)}
 	} else if tenants, err = ratelimit.Tenants(ctx, rdb, q.prefix); err != nil {
 		return errorf(e, exitUnavailable, "limits: %v", err)
 	}

@@ -63,24 +63,11 @@ func runReport(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "report: %v", err)
 	}
 
-	var w io.Writer = e.stdout
-	var file *os.File
-	if *out != "-" {
-		if file, err = os.Create(*out); err != nil {
-			return errorf(e, exitUnavailable, "report: %v", err)
-		}
-		w = file
-	}
-	sum, err := batchreport.Write(ctx, l, batch, w)
-	if file != nil {
-		if cerr := file.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(*out)
-		}
-	}
-	if err != nil {
+	var sum batchreport.Summary
+	if err := writeOut(e, *out, func(w io.Writer) (err error) {
+		sum, err = batchreport.Write(ctx, l, batch, w)
+		return err
+	}); err != nil {
 		return errorf(e, exitUnavailable, "report: batch %s: %v", batch, err)
 	}
 	if *asJSON {
@@ -98,4 +85,24 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(e.stderr, "report of batch %s: %d lines (%d applied, %d superseded, %d failed, %d pending) written to %s\n",
 		batch, sum.Lines, sum.Applied, sum.Superseded, sum.Failed, sum.Pending, dest)
 	return exitOK
+}
+
+// writeOut runs write on the file at path ("-": standard output). A file
+// that could not be written whole is removed.
+func writeOut(e *env, path string, write func(io.Writer) error) error {
+	if path == "-" {
+		return write(e.stdout)
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = write(file)
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }

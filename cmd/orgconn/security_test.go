@@ -134,7 +134,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		t.Errorf("worker with a wrong client secret: exit %d", code)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	wout, werr := &lockedBuffer{}, &lockedBuffer{}
+	wout, werr := &redistest.LockedBuffer{}, &redistest.LockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"worker", "--plan", "free", "--rate", "100", "--burst", "20"}, &env{stdin: strings.NewReader(""), stdout: wout, stderr: werr, getenv: func(k string) string { return vars[k] }})
@@ -217,7 +217,7 @@ func TestRedisOverTLS(t *testing.T) {
 	}
 	w := exec.Command(bin, "worker", "--plan", "free", "--rate", "100", "--burst", "20", "--log-level", "debug")
 	w.Env = trusted
-	wout := &lockedBuffer{}
+	wout := &redistest.LockedBuffer{}
 	w.Stdout, w.Stderr = wout, wout
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,57 +84,52 @@ func TestServeRefusesAConfigurationThatCannotWork(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// served is a running serve command.
-type served struct {
-	url            string
-	stdout, stderr *lockedBuffer
+// background is an orgconn command a test runs in the background.
+type background struct {
+	stdout, stderr *redistest.LockedBuffer
+	done           chan int   // receives the exit code
 	stop           func() int // cancels the context and returns the exit code
 }
 
-// startServe runs "orgconn serve" until stop and returns once it listens.
-func startServe(t *testing.T, vars map[string]string, args ...string) *served {
+// startBackground runs args with the environment vars until stop (called
+// at cleanup at the latest), which waits up to stopWithin for the exit
+// code. It returns at once.
+func startBackground(t *testing.T, vars map[string]string, stopWithin time.Duration, args ...string) *background {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	done := make(chan int, 1)
+	b := &background{stdout: &redistest.LockedBuffer{}, stderr: &redistest.LockedBuffer{}, done: make(chan int, 1)}
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), &env{stdin: strings.NewReader(""), stdout: s.stdout, stderr: s.stderr, getenv: func(k string) string { return vars[k] }})
+		b.done <- run(ctx, args, &env{stdin: strings.NewReader(""), stdout: b.stdout, stderr: b.stderr, getenv: func(k string) string { return vars[k] }})
 	}()
 	stopped := false
-	s.stop = func() int {
+	b.stop = func() int {
 		if stopped {
 			return exitOK
 		}
 		stopped = true
 		cancel()
 		select {
-		case code := <-done:
+		case code := <-b.done:
 			return code
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not stop within 30s of cancellation")
+		case <-time.After(stopWithin):
+			t.Fatalf("%s did not stop within %v of cancellation", args[0], stopWithin)
 			return -1
 		}
 	}
-	t.Cleanup(func() { s.stop() })
+	t.Cleanup(func() { b.stop() })
+	return b
+}
+
+// served is a running serve command.
+type served struct {
+	*background
+	url string
+}
+
+// startServe runs "orgconn serve" until stop and returns once it listens.
+func startServe(t *testing.T, vars map[string]string, args ...string) *served {
+	t.Helper()
+	s := &served{background: startBackground(t, vars, 30*time.Second, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(10 * time.Second)
@@ -150,7 +143,7 @@ func startServe(t *testing.T, vars map[string]string, args ...string) *served {
 			return s
 		}
 		select {
-		case code := <-done:
+		case code := <-s.done:
 			t.Fatalf("serve exited %d before listening: %s", code, s.stderr.String())
 		case <-deadline:
 			t.Fatalf("serve did not listen within 10s: %s", s.stderr.String())

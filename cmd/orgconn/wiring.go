@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/redisurl"
@@ -76,7 +75,7 @@ func (a *apiFlags) limiter(ctx context.Context, rdb redis.UniversalClient, prefi
 		return nil, err
 	}
 	return ratelimit.New(ctx, ratelimit.Config{
-		Redis: rdb, Prefix: prefix, Tenant: tenantName(base),
+		Redis: rdb, Prefix: prefix, Tenant: ratelimit.TenantOf(base),
 		Start: start, Override: a.rate > 0 || a.burst > 0, Logger: log,
 	})
 }
@@ -110,14 +109,6 @@ func (a *apiFlags) startBuckets() (ratelimit.Buckets, error) {
 		b.Global.Burst = max(b.Global.Burst, a.burst)
 	}
 	return b, nil
-}
-
-// tenantName names a tenant's budget in Redis: its host.
-func tenantName(base string) string {
-	if u, err := url.Parse(base); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return base
 }
 
 // credentials reads the tenant and its credentials from flags and

@@ -14,6 +14,7 @@ import (
 	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/ratelimit"
 	"github.com/orgconn/orgconn/worker/tokencache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -118,7 +119,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	}
 	defer stopMetrics()
 	if st, err := lim.State(ctx); err == nil {
-		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", tenantName(base), "budget", fmt.Sprint(st.Buckets))
+		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
 	}
 	if err := w.Start(); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)

@@ -16,9 +16,8 @@ import (
 
 // workerRun is a running "orgconn worker".
 type workerRun struct {
-	metricsURL     string
-	stdout, stderr *lockedBuffer
-	stop           func() int
+	*background
+	metricsURL string
 }
 
 var metricsAddrLog = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
@@ -27,28 +26,7 @@ var metricsAddrLog = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 // and returns once its metrics endpoint listens.
 func startWorkerCmd(t *testing.T, vars map[string]string, args ...string) *workerRun {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &workerRun{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, append([]string{"worker", "--metrics-addr", "127.0.0.1:0"}, args...), &env{stdin: strings.NewReader(""), stdout: w.stdout, stderr: w.stderr, getenv: func(k string) string { return vars[k] }})
-	}()
-	stopped := false
-	w.stop = func() int {
-		if stopped {
-			return exitOK
-		}
-		stopped = true
-		cancel()
-		select {
-		case code := <-done:
-			return code
-		case <-time.After(60 * time.Second):
-			t.Fatal("worker did not stop within 60s of cancellation")
-			return -1
-		}
-	}
-	t.Cleanup(func() { w.stop() })
+	w := &workerRun{background: startBackground(t, vars, 60*time.Second, append([]string{"worker", "--metrics-addr", "127.0.0.1:0"}, args...)...)}
 	deadline := time.After(20 * time.Second)
 	for {
 		if m := metricsAddrLog.FindStringSubmatch(w.stderr.String()); m != nil {
@@ -56,7 +34,7 @@ func startWorkerCmd(t *testing.T, vars map[string]string, args ...string) *worke
 			return w
 		}
 		select {
-		case code := <-done:
+		case code := <-w.done:
 			t.Fatalf("worker exited %d before serving metrics: %s", code, w.stderr.String())
 		case <-deadline:
 			t.Fatalf("worker did not serve metrics within 20s: %s", w.stderr.String())

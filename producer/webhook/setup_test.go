@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -64,7 +63,7 @@ type fixture struct {
 	reg       *prometheus.Registry
 	inspector *asynq.Inspector
 	now       time.Time
-	logs      *syncBuffer
+	logs      *redistest.LockedBuffer
 }
 
 // setup builds the fixture; edit changes the Config before New.
@@ -88,7 +87,7 @@ func setup(t *testing.T, edit ...func(*Config)) *fixture {
 		t: t, env: env, ledger: l, submitter: sub, reg: prometheus.NewRegistry(),
 		inspector: asynq.NewInspectorFromRedisClient(env.Client),
 		now:       time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
-		logs:      &syncBuffer{},
+		logs:      &redistest.LockedBuffer{},
 	}
 	cfg := Config{
 		Submitter: sub, Redis: env.Client, KeyPrefix: l.Prefix(),
@@ -227,24 +226,6 @@ func (f *fixture) checkLogsHoldNoSecrets() {
 			f.t.Errorf("the log holds a credential (%q…):\n%s", s[:4], logs)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // failingSubmitter fails its first n submissions, then passes them on.

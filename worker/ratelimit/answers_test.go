@@ -9,21 +9,13 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/orgconn/orgconn/worker/mgmt"
-	"github.com/redis/go-redis/v9"
 )
 
 // fixedLimiter is a limiter without background work on an embedded Redis,
 // both clocks at t0.
 func fixedLimiter(t *testing.T, start Buckets) (*Limiter, *miniredis.Miniredis) {
 	t.Helper()
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mr.Close)
-	mr.SetTime(t0)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	mr, rdb := fixedRedis(t)
 	l, err := newLimiter(context.Background(), Config{Redis: rdb, Tenant: "t", Start: start,
 		PauseFloor: 100 * time.Millisecond, PauseJitter: time.Nanosecond, now: func() time.Time { return t0 },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -460,4 +461,14 @@ func Tenants(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]s
 	}
 	sort.Strings(out)
 	return out, err
+}
+
+// TenantOf names the budget of the tenant at base URL: its host (with the
+// port, if any). Every worker, command and tool that shares a fleet's
+// budget must name the tenant the same way.
+func TenantOf(base string) string {
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return base
 }

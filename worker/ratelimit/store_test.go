@@ -16,18 +16,25 @@ type fixedStore struct {
 	now time.Time
 }
 
-func newFixedStore(t *testing.T) *fixedStore {
+// fixedRedis is an embedded Redis whose clock stands at t0 until the test
+// moves it.
+func fixedRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 	t.Helper()
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mr.Close)
+	mr.SetTime(t0)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	s := &fixedStore{store: newStore(rdb, "t", "tenant", time.Hour), mr: mr, now: t0}
-	mr.SetTime(t0)
-	return s
+	return mr, rdb
+}
+
+func newFixedStore(t *testing.T) *fixedStore {
+	t.Helper()
+	mr, rdb := fixedRedis(t)
+	return &fixedStore{store: newStore(rdb, "t", "tenant", time.Hour), mr: mr, now: t0}
 }
 
 func (s *fixedStore) at(d time.Duration) {

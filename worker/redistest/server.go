@@ -56,23 +56,23 @@ type Server struct {
 	all    []*exec.Cmd // every process started, killed at cleanup whatever happened
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *lockedBuffer
+	log    *LockedBuffer
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writing process and a reading
-// test.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for a writing process (or command)
+// and a reading test.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -160,7 +160,7 @@ func (s *Server) TryStart() error {
 	var lastErr error
 	for try := 0; try < 50; try++ { // the port may linger a moment after a kill
 		cmd := exec.Command("redis-server", args...)
-		log := &lockedBuffer{}
+		log := &LockedBuffer{}
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start redis-server: %v", err)

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -315,19 +314,9 @@ func (o Options) runOrgconn(ctx context.Context, rdb redis.UniversalClient, redi
 	if err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		bc, err := l.Batch(ctx, id)
-		if err == nil && bc.Done() {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			stop()
-			return fmt.Errorf("job not done (%+v, simulator %v): %w", bc, sim.Stats(), ctx.Err())
-		case <-tick.C:
-		}
+	if bc, err := l.Wait(ctx, id, 20*time.Millisecond, nil); err != nil {
+		stop()
+		return fmt.Errorf("job not done (%+v, simulator %v): %w", bc, sim.Stats(), err)
 	}
 	return stop()
 }
@@ -336,15 +325,9 @@ func (o Options) runOrgconn(ctx context.Context, rdb redis.UniversalClient, redi
 func cleanup(rdb redis.UniversalClient, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if ins := asynq.NewInspectorFromRedisClient(rdb); ins != nil {
-		_, _ = ins.DeleteAllPendingTasks(id)
-		_, _ = ins.DeleteAllArchivedTasks(id)
-		_, _ = ins.DeleteAllRetryTasks(id)
-		_, _ = ins.DeleteAllScheduledTasks(id)
-		_, _ = ins.DeleteAllCompletedTasks(id)
-		_ = ins.DeleteQueue(id, true)
-	}
-	for _, pattern := range []string{"{" + id + "}*", id + ":*"} {
+	// Forced, DeleteQueue removes the queue with whatever tasks it holds.
+	_ = asynq.NewInspectorFromRedisClient(rdb).DeleteQueue(id, true)
+	for _, pattern := range []string{"{" + id + "}*", "asynq:{" + id + "}*"} {
 		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			rdb.Del(ctx, iter.Val())
@@ -368,54 +351,54 @@ func InProcess(ctx context.Context, run Run) (func() error, error) {
 		return nil
 	}
 	for i := range run.Processes {
-		ropt, err := redis.ParseURL(run.RedisURL)
+		stop, err := startInProcess(ctx, run, fmt.Sprintf("bench-%d", i))
 		if err != nil {
-			return nil, err
-		}
-		rdb := redis.NewClient(ropt)
-		lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: run.Prefix, Tenant: tenantOf(run.BaseURL),
-			Start: ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, Override: true, Logger: discard})
-		if err != nil {
-			rdb.Close()
 			stopAll()
 			return nil, err
 		}
-		cc := mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil)
-		api, err := mgmt.New(mgmt.Config{BaseURL: run.BaseURL, Pacer: lim, Timeout: 10 * time.Second,
-			Tokens: tokencache.New(rdb, run.Prefix, cc.Identity(), cc)})
-		if err != nil {
-			lim.Close()
-			rdb.Close()
-			stopAll()
-			return nil, err
-		}
-		l, err := ledger.New(rdb, run.Prefix, time.Hour)
-		if err != nil {
-			lim.Close()
-			rdb.Close()
-			stopAll()
-			return nil, err
-		}
-		w, err := worker.New(worker.Config{Redis: rdb, Ledger: l, API: api, Limiter: lim, Queue: run.Queue,
-			Concurrency: run.Concurrency, Instance: fmt.Sprintf("bench-%d", i), Logger: discard})
-		if err == nil {
-			err = w.Start()
-		}
-		if err != nil {
-			lim.Close()
-			rdb.Close()
-			stopAll()
-			return nil, err
-		}
-		stops = append(stops, func() { w.Shutdown(); lim.Close(); rdb.Close() })
+		stops = append(stops, stop)
 	}
 	return stopAll, nil
 }
 
-// tenantOf names the tenant's budget as orgconn worker does: by host.
-func tenantOf(base string) string {
-	if u, err := url.Parse(base); err == nil && u.Host != "" {
-		return u.Host
+// startInProcess starts one in-process "worker process".
+func startInProcess(ctx context.Context, run Run, name string) (stop func(), err error) {
+	ropt, err := redis.ParseURL(run.RedisURL)
+	if err != nil {
+		return nil, err
 	}
-	return base
+	rdb := redis.NewClient(ropt)
+	var lim *ratelimit.Limiter
+	defer func() {
+		if err != nil {
+			if lim != nil {
+				lim.Close()
+			}
+			rdb.Close()
+		}
+	}()
+	lim, err = ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: run.Prefix, Tenant: ratelimit.TenantOf(run.BaseURL),
+		Start: ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, Override: true, Logger: discard})
+	if err != nil {
+		return nil, err
+	}
+	cc := mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil)
+	api, err := mgmt.New(mgmt.Config{BaseURL: run.BaseURL, Pacer: lim, Timeout: 10 * time.Second,
+		Tokens: tokencache.New(rdb, run.Prefix, cc.Identity(), cc)})
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.New(rdb, run.Prefix, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	w, err := worker.New(worker.Config{Redis: rdb, Ledger: l, API: api, Limiter: lim, Queue: run.Queue,
+		Concurrency: run.Concurrency, Instance: name, Logger: discard})
+	if err != nil {
+		return nil, err
+	}
+	if err = w.Start(); err != nil {
+		return nil, err
+	}
+	return func() { w.Shutdown(); lim.Close(); rdb.Close() }, nil
 }

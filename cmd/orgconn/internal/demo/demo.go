@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	}
 	fmt.Fprintf(o.Out, "budget:  the limiter starts from %s and learns the rest from the answers\n", describeStart(o.Start))
-	lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: o.Prefix, Tenant: t.name(), Start: o.Start, Logger: o.Logger})
+	lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: o.Prefix, Tenant: ratelimit.TenantOf(t.baseURL), Start: o.Start, Logger: o.Logger})
 	if err != nil {
 		return sum, err
 	}
@@ -259,25 +259,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 // watch prints progress every second until the batch is done.
 func watch(ctx context.Context, out io.Writer, l *ledger.Ledger, batch string, lim *ratelimit.Limiter, start time.Time) (ledger.BatchCounts, error) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		bc, err := l.Batch(ctx, batch)
-		if err != nil {
-			return bc, err
-		}
+	return l.Wait(ctx, batch, time.Second, func(bc ledger.BatchCounts) {
 		done := bc.Applied + bc.Superseded + bc.Dead
 		fmt.Fprintf(out, "  %5.1fs  %3d/%d done: %d applied, %d superseded, %d dead-lettered; 429s so far: %d\n",
 			time.Since(start).Seconds(), done, bc.Total, bc.Applied, bc.Superseded, bc.Dead, lim.Stats().Throttled)
-		if bc.Done() {
-			return bc, nil
-		}
-		select {
-		case <-ctx.Done():
-			return bc, ctx.Err()
-		case <-tick.C:
-		}
-	}
+	})
 }
 
 func printSummary(w io.Writer, s Summary) {
@@ -336,10 +322,6 @@ type tenant struct {
 }
 
 // name names the tenant's budget in Redis: its host.
-func (t *tenant) name() string {
-	return strings.TrimPrefix(strings.TrimPrefix(t.baseURL, "http://"), "https://")
-}
-
 func openTenant(ctx context.Context, o *Options) (*tenant, error) {
 	if o.BaseURL == "" {
 		sim := mgmttest.New(mgmttest.Config{
