@@ -38,7 +38,9 @@ type Config struct {
 	QueueName string
 	Limits    Limits
 	// Concurrency is how many enqueue calls are in flight at once. Zero
-	// means 8.
+	// means 24 (with the client's script calls pipelined, as orgconn import
+	// does with producer/autopipe, that many make deep pipelines; see
+	// BENCHMARKS.md "Load").
 	Concurrency int
 	// ChunkSize is how many rows one ledger call accepts. Zero means 256.
 	ChunkSize int
@@ -105,7 +107,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.QueueName = "orgconn"
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 8
+		cfg.Concurrency = 24
 	}
 	if cfg.ChunkSize <= 0 || cfg.ChunkSize > ledger.MaxAcceptRows {
 		cfg.ChunkSize = 256

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 )
 
@@ -117,9 +118,10 @@ func userAgent() string { return "orgconn/" + version() + " (+https://github.com
 // flags is a command's flag set with the shared options.
 type flags struct {
 	*flag.FlagSet
-	e         *env
-	logLevel  string
-	logFormat string
+	e          *env
+	logLevel   string
+	logFormat  string
+	cpuProfile string
 }
 
 // newFlags returns a flag set whose --help prints synopsis and the flags.
@@ -141,6 +143,29 @@ func (f *flags) withLogging() *flags {
 	f.StringVar(&f.logLevel, "log-level", envOr(f.e, "ORGCONN_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env ORGCONN_LOG_LEVEL)")
 	f.StringVar(&f.logFormat, "log-format", envOr(f.e, "ORGCONN_LOG_FORMAT", "text"), "log format: text or json (env ORGCONN_LOG_FORMAT)")
 	return f
+}
+
+// withProfile adds --cpu-profile.
+func (f *flags) withProfile() *flags {
+	f.StringVar(&f.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the run to this file (for performance work: go tool pprof orgconn FILE)")
+	return f
+}
+
+// startProfile starts the CPU profile --cpu-profile asks for; stop ends it
+// and closes the file.
+func (f *flags) startProfile() (stop func(), err error) {
+	if f.cpuProfile == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(f.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }, nil
 }
 
 // parse parses args; it returns an exit code and false when the command

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/producer"
+	"github.com/orgconn/orgconn/producer/autopipe"
 	"github.com/orgconn/orgconn/worker/ledger"
 )
 
@@ -49,7 +50,7 @@ finished without dead letters), 1 invalid rows (nothing enqueued; with
 re-run; with --wait also --timeout passed or interrupted).`
 
 func runImport(ctx context.Context, e *env, args []string) int {
-	f := newFlags(e, "import", importSynopsis)
+	f := newFlags(e, "import", importSynopsis).withProfile()
 	q := f.withQueue()
 	dryRun := f.Bool("dry-run", false, "validate and report only; touch nothing")
 	skipInvalid := f.Bool("skip-invalid", false, "enqueue the valid rows even if some rows are invalid (they are reported)")
@@ -70,6 +71,11 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "orgconn import: give exactly one FILE (or - for standard input); see orgconn import --help")
 		return exitUsage
 	}
+	stopProfile, err := f.startProfile()
+	if err != nil {
+		return errorf(e, exitUsage, "import: %v", err)
+	}
+	defer stopProfile()
 	path := f.Arg(0)
 	if path == "-" {
 		if s, ok := e.stdin.(*os.File); !ok || s != os.Stdin {
@@ -99,6 +105,8 @@ func runImport(ctx context.Context, e *env, args []string) int {
 			return errorf(e, exitUnavailable, "import: %v", err)
 		}
 		l = lg
+		// The enqueues of the import's goroutines share round trips.
+		autopipe.Install(rdb)
 		client := asynq.NewClientFromRedisClient(rdb)
 		closeRedis = func() { client.Close(); rdb.Close() }
 		cfg.Ledger, cfg.Queue = l, client
@@ -107,10 +115,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		defer closeRedis()
 	}
 
-	var (
-		res producer.Result
-		err error
-	)
+	var res producer.Result
 	if *dryRun {
 		res, err = producer.ValidateFile(path, cfg, *batch)
 	} else {

@@ -47,7 +47,7 @@ Example:
     orgconn worker --plan essentials`
 
 func runWorker(ctx context.Context, e *env, args []string) int {
-	f := newFlags(e, "worker", workerSynopsis).withLogging()
+	f := newFlags(e, "worker", workerSynopsis).withLogging().withProfile()
 	q := f.withQueue()
 	a := f.withAPI()
 	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
@@ -64,6 +64,11 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
+	stopProfile, err := f.startProfile()
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	defer stopProfile()
 	if _, err := a.startBuckets(); err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -230,4 +231,56 @@ func equal(a, b []Acceptance) bool {
 		}
 	}
 	return true
+}
+
+// TestAcceptKeepsOtherLinesOfTheSpan checks the accept script's two ways of
+// reading and writing outcome bytes: in one piece for close lines (with
+// gaps, lines accepted or resolved before, and a line given twice), and one
+// by one for lines far apart.
+func TestAcceptKeepsOtherLinesOfTheSpan(t *testing.T) {
+	l, _ := setup(t)
+	ctx := context.Background()
+	c := func(i int) jobs.Change { return change(jobs.Enable, fmt.Sprint("o", i), "c1") }
+	if _, err := l.Accept(ctx, "b", "csv:t", []Row{{3, c(3)}, {6, c(6)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Resolve(ctx, payload("b", 6, c(6)), jobs.TaskID("b", 6), "h", Applied, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Close lines: 2..9 with gaps at 4 and 8; 3 still pending, 6 applied, 7 given twice.
+	got, err := l.Accept(ctx, "b", "csv:t", []Row{{2, c(2)}, {3, c(3)}, {5, c(5)}, {6, c(6)}, {7, c(7)}, {7, c(7)}, {9, c(9)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Acceptance{Accepted, StillPending, Accepted, Resolved, Accepted, StillPending, Accepted}; !equal(got, want) {
+		t.Fatalf("Accept of close lines = %v, want %v", got, want)
+	}
+	// Far apart: one by one.
+	got, err = l.Accept(ctx, "b", "csv:t", []Row{{4, c(4)}, {5000, c(5000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Acceptance{Accepted, Accepted}; !equal(got, want) {
+		t.Fatalf("Accept of far lines = %v, want %v", got, want)
+	}
+	outs, err := l.Outcomes(ctx, "b", 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Outcome{0, Pending, Pending, Pending, Pending, Applied, Pending, 0, Pending, 0}
+	for i := range want {
+		if outs[i] != want[i] {
+			t.Fatalf("Outcomes 1..10 = %q, want %q", outs, want)
+		}
+	}
+	if outs, err := l.Outcomes(ctx, "b", 4999, 5001); err != nil || outs[0] != 0 || outs[1] != Pending || outs[2] != 0 {
+		t.Fatalf("Outcomes 4999..5001 = %q, %v", outs, err)
+	}
+	bc, err := l.Batch(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bc.Total != 8 || bc.Pending != 7 || bc.Applied != 1 {
+		t.Fatalf("Batch = %+v, want total 8, pending 7, applied 1", bc)
+	}
 }

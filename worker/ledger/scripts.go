@@ -26,16 +26,44 @@ local ttl = tonumber(ARGV[2])
 local res = {}
 local added = 0
 local n = (#ARGV - 3) / 4
+-- The outcome bytes of the lines lo..hi are read and written in one piece
+-- when the rows' lines are close together (an import's are consecutive),
+-- else one by one.
+local lo, hi = math.huge, 0
+for i = 1, n do
+  local line = tonumber(ARGV[3 + 4*i - 3])
+  if line < lo then lo = line end
+  if line > hi then hi = line end
+end
+local span = nil
+if hi - lo < 4 * n + 64 then
+  span = {}
+  local cur = redis.call('GETRANGE', KEYS[2], lo, hi)
+  for j = 1, hi - lo + 1 do
+    local c = string.sub(cur, j, j)
+    span[j] = (c == '') and '\0' or c
+  end
+end
+local expired = {}
 for i = 1, n do
   local line = tonumber(ARGV[3 + 4*i - 3])
   local task = ARGV[3 + 4*i - 2]
-  local prev = redis.call('GETRANGE', KEYS[2], line, line)
+  local prev
+  if span then
+    prev = span[line - lo + 1]
+  else
+    prev = redis.call('GETRANGE', KEYS[2], line, line)
+  end
   if prev == 'p' or prev == 'r' then
     res[i] = 2
   elseif prev ~= '' and prev ~= '\0' then
     res[i] = 0
   else
-    redis.call('SETRANGE', KEYS[2], line, 'p')
+    if span then
+      span[line - lo + 1] = 'p'
+    else
+      redis.call('SETRANGE', KEYS[2], line, 'p')
+    end
     local pair, q = KEYS[3 + 4*i - 3], KEYS[3 + 4*i - 2]
     local seq = redis.call('HINCRBY', pair, 'seq', 1)
     redis.call('HSET', pair, 'd:' .. task, ARGV[3 + 4*i - 1])
@@ -45,7 +73,14 @@ for i = 1, n do
     added = added + 1
     res[i] = 1
   end
-  redis.call('EXPIRE', KEYS[3 + 4*i], ttl)
+  local rows = KEYS[3 + 4*i]
+  if not expired[rows] then
+    redis.call('EXPIRE', rows, ttl)
+    expired[rows] = true
+  end
+end
+if span and added > 0 then
+  redis.call('SETRANGE', KEYS[2], lo, table.concat(span))
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'created', now, 'source', ARGV[3])
