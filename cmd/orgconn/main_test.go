@@ -121,3 +121,21 @@ func TestDemoPasses(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUProfileFlag(t *testing.T) {
+	r := redistest.New(t)
+	vars := map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix}
+	good := file(t, "action,org_id,connection_id\nenable,org_1,con_1\n")
+	prof := filepath.Join(t.TempDir(), "import.pprof")
+	if code, out, errOut := runCmd(t, vars, "import", "--cpu-profile", prof, "--batch", "p", good); code != exitOK {
+		t.Fatalf("import --cpu-profile: exit %d, %q, %q", code, out, errOut)
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b { // pprof files are gzipped protobuf
+		t.Fatalf("profile: %d bytes, %v", len(data), err)
+	}
+	code, _, errOut := runCmd(t, vars, "import", "--cpu-profile", filepath.Join(t.TempDir(), "no", "such", "dir", "p"), good)
+	if code != exitUsage || !strings.Contains(errOut, "--cpu-profile") {
+		t.Fatalf("unwritable profile: exit %d, %q", code, errOut)
+	}
+}
