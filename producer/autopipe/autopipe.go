@@ -26,6 +26,11 @@ import (
 // MaxBatch is the most commands one pipeline carries.
 const MaxBatch = 64
 
+// MaxInFlight is how many commands sent alone or pipelines may be on their
+// way at once: with two, Redis has the next pipeline to work on while the
+// client reads the replies of one and its callers make their next calls.
+const MaxInFlight = 2
+
 // execTimeout bounds one pipeline, which no single caller's context may cut
 // short for the others (the client's own timeouts apply within it).
 const execTimeout = 30 * time.Second
@@ -34,9 +39,9 @@ const execTimeout = 30 * time.Second
 type Hook struct {
 	rdb redis.UniversalClient
 
-	mu      sync.Mutex
-	queue   []*pending
-	sending bool // a command or pipeline is on its way
+	mu       sync.Mutex
+	queue    []*pending
+	inFlight int // commands sent alone or pipelines on their way, at most MaxInFlight
 
 	batches, batched int64 // pipelines sent and the commands they carried
 }
@@ -77,9 +82,9 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			return next(ctx, cmd)
 		}
 		h.mu.Lock()
-		if !h.sending {
-			// Nothing on its way: send at once.
-			h.sending = true
+		if h.inFlight < MaxInFlight {
+			// Room on the way: send at once.
+			h.inFlight++
 			h.mu.Unlock()
 			err := next(ctx, cmd)
 			h.sent()
@@ -99,7 +104,7 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *Hook) sent() {
 	h.mu.Lock()
 	if len(h.queue) == 0 {
-		h.sending = false
+		h.inFlight--
 		h.mu.Unlock()
 		return
 	}
@@ -113,7 +118,7 @@ func (h *Hook) sendQueued() {
 		h.mu.Lock()
 		n := min(len(h.queue), MaxBatch)
 		if n == 0 {
-			h.sending = false
+			h.inFlight--
 			h.mu.Unlock()
 			return
 		}

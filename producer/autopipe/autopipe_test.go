@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,18 +20,19 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return ARGV[1] .. '=' .. ARGV[2]
 `)
 
-// gate, added after the hook, holds the first script command sent alone
-// until released, and records the size of every pipeline of scripts.
+// gate, added after the hook, holds the first MaxInFlight script commands
+// sent alone until released, and records the size of every pipeline of
+// scripts.
 type gate struct {
 	mu        sync.Mutex
-	armed     bool
-	held      chan struct{}
+	toHold    int
+	held      chan struct{} // closed when all are held
 	release   chan struct{}
 	pipelines []int
 }
 
 func newGate() *gate {
-	return &gate{armed: true, held: make(chan struct{}), release: make(chan struct{})}
+	return &gate{toHold: MaxInFlight, held: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -38,10 +40,12 @@ func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		g.mu.Lock()
-		hold := g.armed && (cmd.Name() == "evalsha" || cmd.Name() == "eval")
+		hold := g.toHold > 0 && (cmd.Name() == "evalsha" || cmd.Name() == "eval")
 		if hold {
-			g.armed = false
-			close(g.held)
+			g.toHold--
+			if g.toHold == 0 {
+				close(g.held)
+			}
 		}
 		g.mu.Unlock()
 		if hold {
@@ -95,9 +99,11 @@ func TestCallsWaitingTogetherGoAsOnePipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 20
-	first := make(chan string)
-	go func() { s, _ := echo.Run(ctx, env.Client, []string{key}, "first", "0").Text(); first <- s }()
-	<-g.held // the first call is on its way, alone
+	first := make(chan string, MaxInFlight)
+	for i := range MaxInFlight {
+		go func() { s, _ := echo.Run(ctx, env.Client, []string{key}, fmt.Sprint("first", i), "0").Text(); first <- s }()
+	}
+	<-g.held // the first calls are on their way, alone
 	replies := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -114,8 +120,10 @@ func TestCallsWaitingTogetherGoAsOnePipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(g.release)
-	if s := <-first; s != "first=0" {
-		t.Fatalf("first call: %q", s)
+	for range MaxInFlight {
+		if s := <-first; !strings.HasPrefix(s, "first") || !strings.HasSuffix(s, "=0") {
+			t.Fatalf("first call: %q", s)
+		}
 	}
 	wg.Wait()
 	for i := range n {
@@ -131,8 +139,8 @@ func TestCallsWaitingTogetherGoAsOnePipeline(t *testing.T) {
 		t.Errorf("pipelines sent: %v; want one of %d commands", g.pipelines, n)
 	}
 	g.mu.Unlock()
-	if got := env.Client.HLen(ctx, key).Val(); got != n+1 {
-		t.Errorf("the scripts ran %d times; want %d", got, n+1)
+	if got := env.Client.HLen(ctx, key).Val(); got != n+MaxInFlight {
+		t.Errorf("the scripts ran %d times; want %d", got, n+MaxInFlight)
 	}
 }
 
@@ -142,7 +150,9 @@ func TestAScriptRedisDoesNotKnowIsLoadedFromAPipeline(t *testing.T) {
 	// A script no earlier run loaded: EVALSHA fails with NOSCRIPT inside the
 	// pipeline and redis.Script.Run falls back to EVAL.
 	script := redis.NewScript(fmt.Sprintf("-- %s\nreturn redis.call('HINCRBY', KEYS[1], ARGV[1], 1)", env.Prefix))
-	go script.Run(ctx, env.Client, []string{key}, "first")
+	for i := range MaxInFlight {
+		go script.Run(ctx, env.Client, []string{key}, fmt.Sprint("first", i))
+	}
 	<-g.held
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
@@ -180,7 +190,9 @@ func TestAFailedPipelineFailsEachOfItsCalls(t *testing.T) {
 	g := newGate()
 	rdb.AddHook(g)
 	ctx := context.Background()
-	go echo.Run(ctx, rdb, []string{"k"}, "first", "0")
+	for range MaxInFlight {
+		go echo.Run(ctx, rdb, []string{"k"}, "first", "0")
+	}
 	<-g.held
 	var wg sync.WaitGroup
 	errs := make(chan error, 5)
