@@ -101,7 +101,10 @@ func TestCallsWaitingTogetherGoAsOnePipeline(t *testing.T) {
 	const n = 20
 	first := make(chan string, MaxInFlight)
 	for i := range MaxInFlight {
-		go func() { s, _ := echo.Run(ctx, env.Client, []string{key}, fmt.Sprint("first", i), "0").Text(); first <- s }()
+		go func() {
+			s, _ := echo.Run(ctx, env.Client, []string{key}, fmt.Sprint("first", i), "0").Text()
+			first <- s
+		}()
 	}
 	<-g.held // the first calls are on their way, alone
 	replies := make([]string, n)
