@@ -40,6 +40,11 @@ type Shared struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
+	// refused holds the last tokens the tenant refused here, so that a
+	// read that raced with Invalidate (it got the token from Redis just
+	// before the drop) cannot bring one back.
+	refused [8]string
+	nextRef int
 }
 
 // New returns a shared token source for the client identified by
@@ -123,13 +128,33 @@ func (s *Shared) read(ctx context.Context) (string, time.Time, bool, error) {
 	if !s.now().Before(exp) {
 		return "", time.Time{}, false, nil
 	}
+	s.mu.Lock()
+	refused := s.isRefused(t)
+	s.mu.Unlock()
+	if refused {
+		// Still shared, though refused here: another process stored it
+		// again, or our drop has not happened yet. Fetch a new one.
+		return "", time.Time{}, false, nil
+	}
 	return t, exp, true, nil
 }
 
 func (s *Shared) keep(t string, exp time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.token, s.expires = t, exp
+	if !s.isRefused(t) {
+		s.token, s.expires = t, exp
+	}
+}
+
+// isRefused reports whether the tenant refused t here; s.mu must be held.
+func (s *Shared) isRefused(t string) bool {
+	for _, r := range s.refused {
+		if r != "" && r == t {
+			return true
+		}
+	}
+	return false
 }
 
 // dropScript deletes the shared token if it is still the refused one.
@@ -148,6 +173,10 @@ func (s *Shared) Invalidate(token string) {
 	s.mu.Lock()
 	if s.token == token {
 		s.token = ""
+	}
+	if !s.isRefused(token) {
+		s.refused[s.nextRef] = token
+		s.nextRef = (s.nextRef + 1) % len(s.refused)
 	}
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
