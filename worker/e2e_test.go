@@ -104,7 +104,8 @@ func (e *e2e) startWorker(name string, concurrency int) *worker.Worker {
 	lim, err := ratelimit.New(context.Background(), ratelimit.Config{
 		Redis: e.env.Client, Prefix: e.env.Prefix, Tenant: "e2e", Start: e.budget, Override: true,
 		PauseFloor: 200 * time.Millisecond,
-		Logger:     slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Info: the fleet's pauses and model changes show in a failed run's log.
+		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		e.t.Fatal(err)
