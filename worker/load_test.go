@@ -122,29 +122,32 @@ func TestLoadReport(t *testing.T) {
 	}
 	var report []line
 	perItem := func(sec float64, n int) float64 { return sec * 1e6 / float64(n) }
+	// span runs f and measures its wall time and the CPU this process and
+	// the redis-server behind c spent meanwhile.
+	span := func(c redis.UniversalClient, f func()) (took time.Duration, self, rds float64) {
+		self0, rds0 := selfCPU(), redisCPU(t, c)
+		start := time.Now()
+		f()
+		took = time.Since(start)
+		return took, selfCPU() - self0, redisCPU(t, c) - rds0
+	}
 
 	// --- import ---
 	env := srv.NewEnv(t, 0)
 	path := filepath.Join(t.TempDir(), "load.csv")
 	writeValidCSV(t, path, rows)
 	const importConcurrency = 24 // producer.Config.Concurrency's default
-	cpu0, redis0 := selfCPU(), redisCPU(t, env.Client)
-	rawStart := time.Now()
-	rawEnqueue(t, env, "raw", rows, importConcurrency)
-	rawTook := time.Since(rawStart)
-	cpu1, redis1 := selfCPU(), redisCPU(t, env.Client)
-	t.Logf("CPU per row, raw enqueue: redis-server %.0f µs, test process %.0f µs", perItem(redis1-redis0, rows), perItem(cpu1-cpu0, rows))
-	rawImport := run{name: "raw asynq Enqueue", perSec: float64(rows) / rawTook.Seconds(), took: rawTook, cpuUS: perItem(cpu1-cpu0+redis1-redis0, rows)}
+	rawTook, self, rds := span(env.Client, func() { rawEnqueue(t, env, "raw", rows, importConcurrency) })
+	t.Logf("CPU per row, raw enqueue: redis-server %.0f µs, test process %.0f µs", perItem(rds, rows), perItem(self, rows))
+	rawImport := run{name: "raw asynq Enqueue", perSec: float64(rows) / rawTook.Seconds(), took: rawTook, cpuUS: perItem(self+rds, rows)}
 	if err := env.Client.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "import", "--json", "--batch", "load", path)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+env.URL, "ORGCONN_QUEUE="+env.Queue, "ORGCONN_KEY_PREFIX="+env.Prefix)
-	redis0 = redisCPU(t, env.Client)
-	imStart := time.Now()
-	out, err := cmd.Output()
-	imTook := time.Since(imStart)
-	redis1 = redisCPU(t, env.Client)
+	var out []byte
+	var err error
+	imTook, _, rds := span(env.Client, func() { out, err = cmd.Output() })
 	if err != nil {
 		t.Fatalf("orgconn import: %v\n%s", err, out)
 	}
@@ -155,10 +158,10 @@ func TestLoadReport(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil || res.Enqueued != rows {
 		t.Fatalf("orgconn import: %v; enqueued %d of %d\n%s", err, res.Enqueued, rows, out)
 	}
-	t.Logf("CPU per row, orgconn import: redis-server %.0f µs, orgconn process %.0f µs", perItem(redis1-redis0, rows), perItem(cpuSeconds(cmd.ProcessState), rows))
+	t.Logf("CPU per row, orgconn import: redis-server %.0f µs, orgconn process %.0f µs", perItem(rds, rows), perItem(cpuSeconds(cmd.ProcessState), rows))
 	report = append(report, line{goal: 0.8, against: rawImport,
 		of: run{name: fmt.Sprintf("orgconn import, %d rows", rows), perSec: float64(rows) / imTook.Seconds(), took: imTook,
-			cpuUS: perItem(cpuSeconds(cmd.ProcessState)+redis1-redis0, rows), rss: maxRSS(cmd.ProcessState)}})
+			cpuUS: perItem(cpuSeconds(cmd.ProcessState)+rds, rows), rss: maxRSS(cmd.ProcessState)}})
 	t.Logf("import: process %v, of which the import itself %v", imTook.Round(time.Millisecond), time.Duration(res.ElapsedMS)*time.Millisecond)
 	if err := env.Client.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -174,43 +177,52 @@ func TestLoadReport(t *testing.T) {
 		wrows = append(wrows, jobstest.Row{Line: i + 2, Change: jobs.Change{Action: jobs.Enable, OrgID: e.tenant.Orgs[i%orgs], ConnectionID: e.tenant.Connections[i/orgs].ID}})
 	}
 	e.importRows(wrows)
-	cpu0, redis0 = selfCPU(), redisCPU(t, env2.Client)
-	wStart := time.Now()
-	p := e.startWorkerProcess(bin, "load", "--plan", "free", "--rate", "1000000", "--burst", "1000000", "--concurrency", strconv.Itoa(conc), "--cpu-profile", os.Getenv("ORGCONN_LOAD_PROFILE")) // free: one bucket, which --rate replaces
-	e.waitDone(10 * time.Minute)
-	wTook := time.Since(wStart)
-	cpu1, redis1 = selfCPU(), redisCPU(t, env2.Client)
+	var p *proc
+	wTook, self, rds := span(env2.Client, func() {
+		p = e.startWorkerProcess(bin, "load", "--plan", "free", "--rate", "1000000", "--burst", "1000000", "--concurrency", strconv.Itoa(conc), "--cpu-profile", os.Getenv("ORGCONN_LOAD_PROFILE")) // free: one bucket, which --rate replaces
+		e.waitDone(10 * time.Minute)
+	})
 	p.stop(t)
 	t.Logf("CPU per task, orgconn worker: worker process %.0f µs (with its start and shutdown), redis-server %.0f µs, simulator and test %.0f µs",
-		perItem(cpuSeconds(p.cmd.ProcessState), tasks), perItem(redis1-redis0, tasks), perItem(cpu1-cpu0, tasks))
+		perItem(cpuSeconds(p.cmd.ProcessState), tasks), perItem(rds, tasks), perItem(self, tasks))
 	worker := run{name: fmt.Sprintf("orgconn worker, %d tasks", tasks), perSec: float64(tasks) / wTook.Seconds(), took: wTook,
-		cpuUS: perItem(cpuSeconds(p.cmd.ProcessState)+redis1-redis0+cpu1-cpu0, tasks), rss: maxRSS(p.cmd.ProcessState)}
+		cpuUS: perItem(cpuSeconds(p.cmd.ProcessState)+rds+self, tasks), rss: maxRSS(p.cmd.ProcessState)}
 	e.verify()
 	if os.Getenv("ORGCONN_LOAD_STATS") == "1" {
 		t.Logf("Redis commands during the worker run:\n%s", env2.Client.Info(ctx, "commandstats").Val())
 	}
 
+	// rawServer runs a raw asynq server of concurrency conc with handle
+	// (which reports failures) on queue until it has seen every task.
+	rawServer := func(name, what, queue string, handle func(context.Context, *asynq.Task) error) run {
+		var done, failed atomic.Int64
+		finished := make(chan struct{})
+		srv := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: conc, Queues: map[string]int{queue: 1}, LogLevel: asynq.WarnLevel})
+		took, self, rds := span(env2.Client, func() {
+			if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+				if err := handle(ctx, task); err != nil {
+					failed.Add(1)
+				}
+				if done.Add(1) == int64(tasks) {
+					close(finished)
+				}
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+			<-finished
+		})
+		srv.Shutdown()
+		if n := failed.Load(); n > 0 {
+			t.Errorf("%s: %d tasks failed", name, n)
+		}
+		t.Logf("CPU per task, %s: redis-server %.0f µs, %s %.0f µs", name, perItem(rds, tasks), what, perItem(self, tasks))
+		return run{name: name, perSec: float64(tasks) / took.Seconds(), took: took, cpuUS: perItem(rds+self, tasks)}
+	}
+
 	rawQueue := env2.Queue + "raw"
 	rawEnqueue(t, &redistest.Env{Client: env2.Client, Queue: rawQueue}, "noop", tasks, 8)
-	var done atomic.Int64
-	finished := make(chan struct{})
-	noop := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: conc, Queues: map[string]int{rawQueue: 1}, LogLevel: asynq.WarnLevel})
-	cpu0, redis0 = selfCPU(), redisCPU(t, env2.Client)
-	rStart := time.Now()
-	if err := noop.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
-		if done.Add(1) == int64(tasks) {
-			close(finished)
-		}
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	<-finished
-	rTook := time.Since(rStart)
-	cpu1, redis1 = selfCPU(), redisCPU(t, env2.Client)
-	noop.Shutdown()
-	t.Logf("CPU per task, raw asynq no-op: redis-server %.0f µs, asynq server and test %.0f µs", perItem(redis1-redis0, tasks), perItem(cpu1-cpu0, tasks))
-	noopRun := run{name: "raw asynq, no-op handler", perSec: float64(tasks) / rTook.Seconds(), took: rTook, cpuUS: perItem(redis1-redis0+cpu1-cpu0, tasks)}
+	noopRun := rawServer("raw asynq, no-op handler", "asynq server and test", rawQueue, func(context.Context, *asynq.Task) error { return nil })
 	report = append(report, line{of: worker, against: noopRun, goal: 0.6})
 
 	// The same against raw asynq whose handler makes the API call and
@@ -237,35 +249,13 @@ func TestLoadReport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var apiDone, apiFailed atomic.Int64
-	apiFinished := make(chan struct{})
-	withAPI := asynq.NewServerFromRedisClient(env2.Client, asynq.Config{Concurrency: conc, Queues: map[string]int{apiQueue: 1}, LogLevel: asynq.WarnLevel})
-	cpu0, redis0 = selfCPU(), redisCPU(t, env2.Client)
-	aStart := time.Now()
-	if err := withAPI.Start(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+	apiRun := rawServer("raw asynq, handler making only the API call", "asynq server, client, simulator and test", apiQueue, func(ctx context.Context, task *asynq.Task) error {
 		p, err := jobs.DecodePayload(task.Payload())
 		if err == nil {
 			_, err = api.Enable(ctx, p.Change.OrgID, p.Change.ConnectionID, mgmt.Settings{AssignMembershipOnLogin: &[]bool{true}[0]})
 		}
-		if err != nil {
-			apiFailed.Add(1)
-		}
-		if apiDone.Add(1) == int64(tasks) {
-			close(apiFinished)
-		}
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	<-apiFinished
-	aTook := time.Since(aStart)
-	cpu1, redis1 = selfCPU(), redisCPU(t, env2.Client)
-	withAPI.Shutdown()
-	t.Logf("CPU per task, raw asynq + API call: redis-server %.0f µs, asynq server, client, simulator and test %.0f µs", perItem(redis1-redis0, tasks), perItem(cpu1-cpu0, tasks))
-	apiRun := run{name: "raw asynq, handler making only the API call", perSec: float64(tasks) / aTook.Seconds(), took: aTook, cpuUS: perItem(redis1-redis0+cpu1-cpu0, tasks)}
-	if n := apiFailed.Load(); n > 0 {
-		t.Errorf("%d API calls of the raw asynq handler failed", n)
-	}
+		return err
+	})
 	// The ceiling for any handler that makes the call: what the call alone
 	// costs beside asynq's own work.
 	report = append(report, line{of: apiRun, against: noopRun}, line{of: worker, against: apiRun})

@@ -230,13 +230,7 @@ func (l *Learner) measure(b *series, ps []point, minSpan time.Duration) (rate, s
 		}
 		if seg := ps[start:end]; len(seg) >= 2 {
 			t0 := seg[0].t
-			var mt, my float64
-			for _, p := range seg {
-				mt += p.t.Sub(t0).Seconds()
-				my += p.y
-			}
-			mt /= float64(len(seg))
-			my /= float64(len(seg))
+			mt, my := means(seg, t0)
 			for _, p := range seg {
 				dt, dy := p.t.Sub(t0).Seconds()-mt, p.y-my
 				sxy += dt * dy
@@ -273,13 +267,7 @@ func (l *Learner) slope(ps []point, minSpan time.Duration) (float64, bool) {
 		return 0, false
 	}
 	t0 := ps[0].t
-	var mt, my float64
-	for _, p := range ps {
-		mt += p.t.Sub(t0).Seconds()
-		my += p.y
-	}
-	mt /= float64(len(ps))
-	my /= float64(len(ps))
+	mt, my := means(ps, t0)
 	var num, den float64
 	for _, p := range ps {
 		dt := p.t.Sub(t0).Seconds() - mt
@@ -290,6 +278,15 @@ func (l *Learner) slope(ps []point, minSpan time.Duration) (float64, bool) {
 		return 0, false
 	}
 	return num / den, true
+}
+
+// means returns the mean of ps's times (seconds after t0) and of their y.
+func means(ps []point, t0 time.Time) (mt, my float64) {
+	for _, p := range ps {
+		mt += p.t.Sub(t0).Seconds()
+		my += p.y
+	}
+	return mt / float64(len(ps)), my / float64(len(ps))
 }
 
 // Forget drops what is known of a bucket: after a 429 it refused, its
