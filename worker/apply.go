@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker/mgmt"
@@ -94,15 +95,32 @@ func apply(ctx context.Context, api API, c jobs.Change) error {
 
 // untilNotThrottled runs call until its answer is something other than 429.
 // The API's pacer, told of each 429, makes the next call wait for the
-// budget; a cancelled context ends the loop.
+// budget; a 429 from the token endpoint (which the pacer does not see) waits
+// here for what it asked (tokenRetryFloor at least, tokenRetryCap at most).
+// A cancelled context ends the loop.
 func untilNotThrottled(ctx context.Context, call func() error) error {
 	for {
 		err := call()
 		if Classify(err).Kind != Throttled {
 			return err
 		}
+		var te *mgmt.TokenError
+		if errors.As(err, &te) {
+			t := time.NewTimer(min(max(te.RetryAfter, tokenRetryFloor), tokenRetryCap))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 }
+
+// The shortest and longest waits after the token endpoint's 429.
+const (
+	tokenRetryFloor = 250 * time.Millisecond
+	tokenRetryCap   = time.Minute
+)

@@ -96,6 +96,7 @@ func (e *errUnknownOrg) Unwrap() error { return e.err }
 //	408, 5xx, no answer, timeout         → Retry
 //	400, 401 (after refreshing the token, twice at most),
 //	403, 404, 409 and other 4xx          → Dead
+//	token endpoint 429                   → Throttled
 //	token endpoint 4xx                   → Dead; token endpoint 5xx or no answer → Retry
 func Classify(err error) Outcome {
 	if err == nil {
@@ -145,6 +146,9 @@ func Classify(err error) Outcome {
 			return Outcome{Kind: Retry, Reason: ReasonTimeout, Message: err.Error()}
 		}
 		return Outcome{Kind: Retry, Reason: ReasonNetwork, Message: err.Error()}
+	case errors.As(err, &token) && token.Throttled():
+		// The token endpoint's own limit: wait, spending no attempt.
+		return Outcome{Kind: Throttled, Reason: ReasonRateLimited, Status: token.Status, Message: token.Error()}
 	case errors.As(err, &token):
 		if token.Status >= 400 && token.Status < 500 && token.Status != http.StatusTooManyRequests && token.Status != http.StatusRequestTimeout {
 			return Outcome{Kind: Dead, Reason: ReasonTokenRefused, Status: token.Status, Message: token.Error()}

@@ -245,11 +245,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		token, err := c.tokens.Token(ctx)
-		if err != nil {
-			return err
-		}
-		data, err := c.send(ctx, r, body, token)
+		data, token, err := c.send(ctx, r, body)
 		var ae *APIError
 		// A 401 refreshes the token, twice at most: the token a refresh
 		// gets may itself be refused when it was issued just before the
@@ -273,15 +269,38 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}
 }
 
-// send makes one HTTP request and returns the body of a success response.
-func (c *Client) send(ctx context.Context, r request, body []byte, token string) ([]byte, error) {
+// Releaser is implemented by a Pacer that can take back a slot granted by
+// Wait but never used (the call could not be sent: no token).
+type Releaser interface {
+	Release(t Ticket)
+}
+
+// send waits for the pacer, then takes a token — after the wait, so that a
+// long wait for budget never sends a token that expired meanwhile — and
+// makes one HTTP request. It returns the body of a success response and
+// the token it sent.
+func (c *Client) send(ctx context.Context, r request, body []byte) ([]byte, string, error) {
 	var ticket Ticket
 	if c.pacer != nil {
 		var err error
 		if ticket, err = c.pacer.Wait(ctx, r.class); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
+	token, err := c.tokens.Token(ctx)
+	if err != nil {
+		if rel, ok := c.pacer.(Releaser); ok {
+			rel.Release(ticket)
+		}
+		return nil, "", err
+	}
+	data, err := c.exchange(ctx, r, body, token, ticket)
+	return data, token, err
+}
+
+// exchange makes one HTTP request with token and tells the pacer about its
+// outcome.
+func (c *Client) exchange(ctx context.Context, r request, body []byte, token string, ticket Ticket) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := c.base + "/api/v2" + r.path

@@ -106,8 +106,17 @@ func (e *NetworkError) Unwrap() error { return e.Err }
 type TokenError struct {
 	Status int    // HTTP status from the token endpoint; 0 when it did not answer
 	Reason string // the OAuth "error" and "error_description", or the transport error
-	Err    error
+	// RetryAfter, on a 429, is how long the token endpoint asks to wait:
+	// Retry-After when given, else until X-RateLimit-Reset; 0 when the
+	// answer said neither.
+	RetryAfter time.Duration
+	Err        error
 }
+
+// Throttled reports whether the token endpoint refused for its rate limit
+// (429): the fetch may succeed after RetryAfter, and nothing about the
+// change is wrong.
+func (e *TokenError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 func (e *TokenError) Error() string {
 	if e.Status == 0 {

@@ -187,7 +187,11 @@ func (c *ClientCredentials) fetch(ctx context.Context) (string, time.Duration, e
 		if e.Error == "" {
 			reason = http.StatusText(resp.StatusCode)
 		}
-		return "", 0, &TokenError{Status: resp.StatusCode, Reason: reason}
+		te := &TokenError{Status: resp.StatusCode, Reason: reason}
+		if te.Throttled() {
+			te.RetryAfter = throttledWait(resp.Header, c.now())
+		}
+		return "", 0, te
 	}
 	var t struct {
 		AccessToken string `json:"access_token"`
@@ -204,6 +208,18 @@ func (c *ClientCredentials) fetch(ctx context.Context) (string, time.Duration, e
 		return "", 0, &TokenError{Status: resp.StatusCode, Reason: "response has no positive expires_in", Err: errors.New("bad expires_in")}
 	}
 	return t.AccessToken, time.Duration(t.ExpiresIn) * time.Second, nil
+}
+
+// throttledWait is how long a 429 asks to wait: Retry-After when given,
+// else until X-RateLimit-Reset, else 0.
+func throttledWait(h http.Header, now time.Time) time.Duration {
+	if d := ParseRetryAfter(h, now); d > 0 {
+		return d
+	}
+	if rl := ParseRateLimit(h); rl.Present && rl.Reset.After(now) {
+		return rl.Reset.Sub(now)
+	}
+	return 0
 }
 
 func cut(s string, n int) string {

@@ -238,7 +238,9 @@ func TestTokenEndpoint401IsTokenErrorWithoutTheSecret(t *testing.T) {
 	}
 
 	// A failed fetch is not cached, and a call through the client fails
-	// before it waits on the Pacer or sends anything.
+	// before it sends anything: it waited on the Pacer (the token is taken
+	// after the wait, so that it is fresh when sent) and never reports an
+	// exchange.
 	p := &recordingPacer{}
 	c := newClient(t, Config{BaseURL: base, Tokens: cc, Pacer: p})
 	_, err = c.Get(context.Background(), sim.Orgs()[0], "con_1")
@@ -252,8 +254,8 @@ func TestTokenEndpoint401IsTokenErrorWithoutTheSecret(t *testing.T) {
 	if st := sim.Stats(); st.Total != 0 {
 		t.Errorf("%d API requests sent without a token, want 0", st.Total)
 	}
-	if calls := p.take(); len(calls) != 0 {
-		t.Errorf("pacer calls %+v, want none", calls)
+	if calls := p.take(); len(calls) != 1 || !calls[0].wait {
+		t.Errorf("pacer calls %+v, want one Wait and no Observe", calls)
 	}
 }
 

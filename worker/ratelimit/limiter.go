@@ -341,6 +341,14 @@ func (l *Limiter) giveBack(res reservation) {
 	_ = l.store.cancel(ctx, ids)
 }
 
+// Release gives back the slot of a ticket whose call was never sent (no
+// token could be had), so that the fleet's budget does not count it.
+func (l *Limiter) Release(t mgmt.Ticket) {
+	if tk, _ := t.(*ticket); tk != nil {
+		l.giveBack(reservation{counts: tk.counts})
+	}
+}
+
 // Observe records the answer to a call paced by Wait.
 func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 	tk, _ := t.(*ticket)
