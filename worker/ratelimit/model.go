@@ -102,11 +102,24 @@ type learning struct {
 	probed  map[string]time.Time   // by bucket: last raised by probing
 	cut     map[string]time.Time   // by bucket: last cut after a 429
 	model   map[string]BucketState // the fleet's model as last read
+
+	accepted  map[string]int64     // by class letter: answers that were not 429s
+	firstAt   map[string]time.Time // by class letter: the first answer read
+	refusal   map[string]delivery  // by bucket: the last 429 it gave, for the delivery estimate
+	described map[string]bool      // by bucket: a success answer described it
+}
+
+// delivery is a point of the delivery estimate: when a bucket refused a
+// call (it was empty), and how many calls of its classes had been accepted.
+type delivery struct {
+	at       time.Time
+	accepted int64
 }
 
 func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
-		probed: map[string]time.Time{}, cut: map[string]time.Time{}}
+		probed: map[string]time.Time{}, cut: map[string]time.Time{},
+		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusal: map[string]delivery{}, described: map[string]bool{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -171,6 +184,13 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		cls := s.bucket[:1]
 		lg.answers[cls]++
 		lg.seen[s.bucket] = lg.answers[cls]
+		if _, ok := lg.firstAt[cls]; !ok {
+			lg.firstAt[cls] = s.at
+		}
+		if !s.refused {
+			lg.accepted[cls]++
+			lg.described[s.bucket] = true
+		}
 		if s.paused {
 			lg.learner.Break() // counts around a pause do not line up
 		}
@@ -184,10 +204,15 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// Reserved before a pause ended: it says nothing new.
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
-				f := cutFactor(b.Source, now.Sub(lg.cut[s.bucket]))
+				rate, how := lg.afterRefusal(b, s.at, now)
 				lg.cut[s.bucket] = now
-				l.log.Info("429: cutting the bucket's rate", "bucket", b.ID, "rate", round(b.Rate*f), "was", round(b.Rate))
-				b.Rate, b.Source = b.Rate*f, "cut"
+				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how)
+				b.Rate, b.Source = rate, "cut"
+				if !lg.described[b.ID] {
+					// Only its own 429s describe it: no answer will
+					// measure it, so it is found in closed loop.
+					b.Source = "hidden"
+				}
 				set(b)
 				lg.learner.Forget(b.ID) // measure afresh
 				delete(estimates, b.ID)
@@ -240,6 +265,42 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// afterRefusal is a bucket's rate after it refused a call at instant at:
+// what it let through since it last refused — it was empty both times, so
+// the calls accepted in between are its refill — paced a little below; or,
+// at its first refusal, what it let through since the first call, less its
+// size (it started full). Without a span of at least a second to measure,
+// the rate is cut by cutFactor. It records the refusal for the next
+// estimate.
+func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, string) {
+	var accepted int64
+	var first time.Time
+	for _, c := range b.Classes {
+		accepted += lg.accepted[string(c)]
+		if f, ok := lg.firstAt[string(c)]; ok && (first.IsZero() || f.Before(first)) {
+			first = f
+		}
+	}
+	prev, seen := lg.refusal[b.ID]
+	lg.refusal[b.ID] = delivery{at: at, accepted: accepted}
+	var delivered float64
+	switch {
+	case seen && at.Sub(prev.at) >= time.Second:
+		delivered = float64(accepted-prev.accepted) / at.Sub(prev.at).Seconds()
+	case !seen && !first.IsZero() && at.Sub(first) >= time.Second:
+		delivered = float64(accepted-int64(b.Burst)) / at.Sub(first).Seconds()
+	}
+	if delivered > 0 {
+		return delivered * deliveredShare, "delivered"
+	}
+	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut"
+}
+
+// deliveredShare is the share of a bucket's delivered rate the fleet paces
+// at after a 429: a little below, so that the bucket is not emptied again
+// at once; probing raises it back while nothing refuses.
+const deliveredShare = 0.97
 
 // adopt takes a learned estimate into the bucket when it differs enough.
 func (l *Limiter) adopt(b BucketState, est Estimate) (BucketState, bool) {
