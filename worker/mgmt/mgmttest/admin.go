@@ -20,8 +20,9 @@ const (
 	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} and calls
 	// SetBucket; it answers 204.
 	AdminBucket = "/sim/bucket"
-	// AdminFaults takes POST {"error_5xx":P,"drop":P,"lost_response":P,"latency":"50ms",
-	// "jitter":"10ms"} and calls SetFaults with it (absent fields are zero); it answers 204.
+	// AdminFaults takes POST {"error_5xx":P,"error_500":P,"html_502":P,"drop":P,"reset":P,
+	// "lost_response":P,"latency":"50ms","jitter":"10ms"} and calls SetFaults with it (absent
+	// fields are zero); it answers 204.
 	AdminFaults = "/sim/faults"
 	// AdminExpireTokens takes POST and calls ExpireTokens; it answers 204.
 	AdminExpireTokens = "/sim/expire-tokens"
@@ -51,7 +52,10 @@ type bucketChange struct {
 // faultsChange is the body of POST /sim/faults; durations are Go duration strings.
 type faultsChange struct {
 	Error5xx     float64 `json:"error_5xx"`
+	Error500     float64 `json:"error_500"`
+	HTML502      float64 `json:"html_502"`
 	Drop         float64 `json:"drop"`
+	Reset        float64 `json:"reset"`
 	LostResponse float64 `json:"lost_response"`
 	Latency      string  `json:"latency"`
 	Jitter       string  `json:"jitter"`
@@ -88,7 +92,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{"POST /sim/bucket: " + err.Error()})
 			return
 		}
-		if s.bucketFor(c.Bucket) == nil {
+		if c.Bucket != GlobalBucket && c.Bucket != WriteBucket && c.Bucket != ReadBucket {
 			writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: unknown bucket %q, want \"global\", \"write\" or \"read\"", c.Bucket)})
 			return
 		}
@@ -104,7 +108,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{"POST /sim/faults: " + err.Error()})
 			return
 		}
-		f := Faults{Error5xx: c.Error5xx, Drop: c.Drop, LostResponse: c.LostResponse}
+		f := Faults{Error5xx: c.Error5xx, Error500: c.Error500, HTML502: c.HTML502, Drop: c.Drop, Reset: c.Reset, LostResponse: c.LostResponse}
 		for _, d := range []struct {
 			name string
 			text string
