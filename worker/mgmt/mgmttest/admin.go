@@ -17,8 +17,8 @@ const (
 	AdminStats = "/sim/stats"
 	// AdminTenant answers GET with {"orgs":[…],"connections":[…]}: Orgs() and Connections().
 	AdminTenant = "/sim/tenant"
-	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} and calls
-	// SetBucket; it answers 204.
+	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} (and an optional
+	// "window":"15s" for a fixed-window bucket) and calls SetBucket; it answers 204.
 	AdminBucket = "/sim/bucket"
 	// AdminFaults takes POST {"error_5xx":P,"error_500":P,"html_502":P,"drop":P,"reset":P,
 	// "lost_response":P,"latency":"50ms","jitter":"10ms"} and calls SetFaults with it (absent
@@ -47,6 +47,7 @@ type bucketChange struct {
 	Bucket BucketName `json:"bucket"`
 	Burst  int        `json:"burst"`
 	Rate   float64    `json:"rate"`
+	Window string     `json:"window"` // a Go duration; "" means none
 }
 
 // faultsChange is the body of POST /sim/faults; durations are Go duration strings.
@@ -100,7 +101,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: burst %d and rate %g must not be negative", c.Burst, c.Rate)})
 			return
 		}
-		s.SetBucket(c.Bucket, Bucket{Burst: c.Burst, Rate: c.Rate})
+		b := Bucket{Burst: c.Burst, Rate: c.Rate}
+		if c.Window != "" {
+			d, err := time.ParseDuration(c.Window)
+			if err != nil || d < 0 {
+				writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: window %q is not a non-negative Go duration such as \"15s\"", c.Window)})
+				return
+			}
+			b.Window = d
+		}
+		s.SetBucket(c.Bucket, b)
 		w.WriteHeader(http.StatusNoContent)
 	case AdminFaults:
 		var c faultsChange

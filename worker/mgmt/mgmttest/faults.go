@@ -105,8 +105,8 @@ const badGatewayPage = `<html>
 func (s *Server) loseResponse() bool { return s.chance(s.cfg.Faults.LostResponse) }
 
 // hangUp closes the client connection without writing a response; with reset it sends a TCP
-// RST instead of a FIN (SetLinger(0) before Close), so the client reads "connection reset by
-// peer". It hijacks the connection when the ResponseWriter allows it (HTTP/1.x through
+// RST instead of a FIN (SetLinger(0) before Close, on the TCP connection beneath TLS), so the
+// client reads "connection reset by peer". It hijacks the connection when the ResponseWriter allows it (HTTP/1.x through
 // net/http); otherwise it panics with http.ErrAbortHandler, which net/http turns into an
 // aborted response without logging.
 func hangUp(w http.ResponseWriter, reset bool) {
@@ -114,8 +114,15 @@ func hangUp(w http.ResponseWriter, reset bool) {
 	if err != nil {
 		panic(http.ErrAbortHandler)
 	}
-	if tcp, ok := conn.(*net.TCPConn); ok && reset {
-		_ = tcp.SetLinger(0)
+	if reset {
+		// Under TLS, reset the TCP connection beneath, without the close_notify alert a
+		// tls.Conn's Close would send first (the client would read a clean EOF).
+		if tlsConn, ok := conn.(interface{ NetConn() net.Conn }); ok {
+			conn = tlsConn.NetConn()
+		}
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0)
+		}
 	}
 	_ = conn.Close()
 }

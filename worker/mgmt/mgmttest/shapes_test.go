@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"syscall"
@@ -467,4 +468,25 @@ func TestFaultReset(t *testing.T) {
 	// Admin can turn it off.
 	s.srv.SetFaults(Faults{})
 	wantStatus(t, s.do("POST", orgPath(org), `{"connection_id":"`+c+`"}`), http.StatusCreated)
+}
+
+func TestFaultResetOverTLS(t *testing.T) {
+	srv := New(Config{Seed: 56, Faults: Faults{Reset: 1}})
+	ts := httptest.NewTLSServer(srv)
+	t.Cleanup(ts.Close)
+	req, err := http.NewRequest("GET", ts.URL+orgPath(srv.Orgs()[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.IssueToken(DefaultScopes(), 0))
+	client := ts.Client()
+	client.Transport.(*http.Transport).DisableKeepAlives = true
+	res, err := client.Do(req)
+	if err == nil {
+		res.Body.Close()
+		t.Fatal("a reset connection gave the client a response")
+	}
+	if !errors.Is(err, syscall.ECONNRESET) && !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("error %v is not a connection reset", err)
+	}
 }
