@@ -31,8 +31,10 @@ Shapes:
 %s
 Admin endpoints (no authentication: keep the simulator on loopback):
   GET /sim/state, GET /sim/stats, GET /sim/tenant,
-  POST /sim/bucket {"bucket":"global|write|read","burst":N,"rate":R},
-  POST /sim/faults, POST /sim/expire-tokens
+  POST /sim/bucket {"bucket":"global|write|read","burst":N,"rate":R,"window":"15s"},
+  POST /sim/faults {"error_5xx":P,"error_500":P,"html_502":P,"drop":P,"reset":P,
+                    "lost_response":P,"latency":"50ms","jitter":"10ms"},
+  POST /sim/expire-tokens
 
 Examples:
   orgconn simulate --addr 127.0.0.1:8080 --orgs 50 --burst 10 --rate 20 --5xx 0.01

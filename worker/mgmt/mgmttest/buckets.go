@@ -101,6 +101,13 @@ func (b *bucket) untilToken(now time.Time) time.Duration {
 	return time.Duration(math.Round((1 - b.tokens) / b.cfg.Rate * 1e9))
 }
 
+// retryAfter is a Retry-After for a request this bucket refused at now: the wait until it
+// holds a token, in whole seconds rounded up, at least 1 s.
+func (b *bucket) retryAfter(now time.Time) time.Duration {
+	secs := ceilSecond(time.Unix(0, 0).Add(b.untilToken(now)))
+	return time.Duration(max(secs, 1)) * time.Second
+}
+
 // reset returns X-RateLimit-Reset as meaning reads it (see ResetMeaning); past picks ResetPast
 // over ResetNow for ResetNowOrPast.
 func (b *bucket) reset(now time.Time, meaning ResetMeaning, past bool) int64 {

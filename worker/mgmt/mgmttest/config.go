@@ -65,7 +65,7 @@ type Config struct {
 	// ResetMeaning chooses what X-RateLimit-Reset means; the zero value is ResetFull.
 	ResetMeaning ResetMeaning
 	// RetryAfter adds a Retry-After header (whole seconds, rounded up, at least 1) to every
-	// /api/v2 429: the wait until the bucket that refused holds a token. false (the zero value)
+	// 429, /api/v2 and /oauth/token: the wait until the bucket that refused holds a token. false (the zero value)
 	// sends none, as Auth0 documents none for the Management API.
 	RetryAfter bool
 	// AuthSpends makes 401 and 403 answers spend budget like any request: rate limiting is

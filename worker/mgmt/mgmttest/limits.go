@@ -116,8 +116,7 @@ func (l *Limits) Take(method string, now time.Time) Verdict {
 	}
 	v := Verdict{Bucket: refused.name, Headers: l.describe(method, refused, now)}
 	if l.retryAfter {
-		secs := ceilSecond(time.Unix(0, 0).Add(refused.untilToken(now)))
-		v.RetryAfter = time.Duration(max(secs, 1)) * time.Second
+		v.RetryAfter = refused.retryAfter(now)
 	}
 	return v
 }

@@ -384,6 +384,9 @@ func TestTokenEndpointLimit(t *testing.T) {
 	if got := rateOf(t, r); got != (rate{10, 0, at(2 * time.Second)}) { // full at 1.1 s, rounded up
 		t.Fatalf("429 headers %+v", got)
 	}
+	if got := r.header.Get("Retry-After"); got != "1" { // split sends Retry-After: a token in 0.1 s
+		t.Fatalf("Retry-After %q, want 1", got)
+	}
 	if st := s.srv.Stats(); st.TokensIssued != 10 || st.TokensThrottled != 2 || st.Total != 0 {
 		t.Fatalf("stats %v", st)
 	}
