@@ -23,7 +23,7 @@ type Server struct {
 	tenant     tenant
 	tokens     map[string]token
 	limits     *Limits // the /api/v2 buckets and header policy
-	tokenLimit bucket  // POST /oauth/token (Config.TokenLimit)
+	tokenLimit bucket  // every /oauth/token request (Config.TokenLimit)
 	stats      Stats
 	writeLog   []AppliedWrite
 
