@@ -17,11 +17,12 @@ const (
 	AdminStats = "/sim/stats"
 	// AdminTenant answers GET with {"orgs":[…],"connections":[…]}: Orgs() and Connections().
 	AdminTenant = "/sim/tenant"
-	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} and calls
-	// SetBucket; it answers 204.
+	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} (and an optional
+	// "window":"15s" for a fixed-window bucket) and calls SetBucket; it answers 204.
 	AdminBucket = "/sim/bucket"
-	// AdminFaults takes POST {"error_5xx":P,"drop":P,"lost_response":P,"latency":"50ms",
-	// "jitter":"10ms"} and calls SetFaults with it (absent fields are zero); it answers 204.
+	// AdminFaults takes POST {"error_5xx":P,"error_500":P,"html_502":P,"drop":P,"reset":P,
+	// "lost_response":P,"latency":"50ms","jitter":"10ms"} and calls SetFaults with it (absent
+	// fields are zero); it answers 204.
 	AdminFaults = "/sim/faults"
 	// AdminExpireTokens takes POST and calls ExpireTokens; it answers 204.
 	AdminExpireTokens = "/sim/expire-tokens"
@@ -46,12 +47,16 @@ type bucketChange struct {
 	Bucket BucketName `json:"bucket"`
 	Burst  int        `json:"burst"`
 	Rate   float64    `json:"rate"`
+	Window string     `json:"window"` // a Go duration; "" means none
 }
 
 // faultsChange is the body of POST /sim/faults; durations are Go duration strings.
 type faultsChange struct {
 	Error5xx     float64 `json:"error_5xx"`
+	Error500     float64 `json:"error_500"`
+	HTML502      float64 `json:"html_502"`
 	Drop         float64 `json:"drop"`
+	Reset        float64 `json:"reset"`
 	LostResponse float64 `json:"lost_response"`
 	Latency      string  `json:"latency"`
 	Jitter       string  `json:"jitter"`
@@ -88,7 +93,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{"POST /sim/bucket: " + err.Error()})
 			return
 		}
-		if s.bucketFor(c.Bucket) == nil {
+		if c.Bucket != GlobalBucket && c.Bucket != WriteBucket && c.Bucket != ReadBucket {
 			writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: unknown bucket %q, want \"global\", \"write\" or \"read\"", c.Bucket)})
 			return
 		}
@@ -96,7 +101,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: burst %d and rate %g must not be negative", c.Burst, c.Rate)})
 			return
 		}
-		s.SetBucket(c.Bucket, Bucket{Burst: c.Burst, Rate: c.Rate})
+		b := Bucket{Burst: c.Burst, Rate: c.Rate}
+		if c.Window != "" {
+			d, err := time.ParseDuration(c.Window)
+			if err != nil || d < 0 {
+				writeJSON(w, http.StatusBadRequest, adminError{fmt.Sprintf("POST /sim/bucket: window %q is not a non-negative Go duration such as \"15s\"", c.Window)})
+				return
+			}
+			b.Window = d
+		}
+		s.SetBucket(c.Bucket, b)
 		w.WriteHeader(http.StatusNoContent)
 	case AdminFaults:
 		var c faultsChange
@@ -104,7 +118,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, adminError{"POST /sim/faults: " + err.Error()})
 			return
 		}
-		f := Faults{Error5xx: c.Error5xx, Drop: c.Drop, LostResponse: c.LostResponse}
+		f := Faults{Error5xx: c.Error5xx, Error500: c.Error500, HTML502: c.HTML502, Drop: c.Drop, Reset: c.Reset, LostResponse: c.LostResponse}
 		for _, d := range []struct {
 			name string
 			text string

@@ -55,7 +55,7 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Fatalf("after POST /sim/bucket: %+v", got)
 		}
 		wantStatus(t, s.do("DELETE", orgPath(org, cs[0].ID), ""), 429)
-		for _, bad := range []string{`{"bucket":"nope","burst":1,"rate":1}`, `{"bucket":"read","burst":-1,"rate":1}`, `{"bucket":"read","size":1}`, `[`} {
+		for _, bad := range []string{`{"bucket":"nope","burst":1,"rate":1}`, `{"bucket":"read","burst":-1,"rate":1}`, `{"bucket":"read","size":1}`, `{"bucket":"read","burst":1,"window":"soon"}`, `[`} {
 			r := s.do("POST", AdminBucket, bad)
 			wantStatus(t, r, 400)
 			var e adminError
@@ -65,12 +65,29 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		wantStatus(t, s.do("POST", AdminBucket, `{"bucket":"write"}`), 204) // rate 0: unlimited again
 		wantStatus(t, s.do("DELETE", orgPath(org, cs[0].ID), ""), 204)
+		// A fixed window: 1 per 10 s, Reset at the next multiple of 10 s.
+		wantStatus(t, s.do("POST", AdminBucket, `{"bucket":"read","burst":1,"window":"10s"}`), 204)
+		r = s.do("GET", orgPath(org), "")
+		wantStatus(t, r, 200)
+		if got := rateOf(t, r); got != (rate{1, 0, s.clock.Now().Unix() - s.clock.Now().Unix()%10 + 10}) {
+			t.Fatalf("window bucket: %+v", got)
+		}
+		wantStatus(t, s.do("GET", orgPath(org), ""), 429)
+		wantStatus(t, s.do("POST", AdminBucket, `{"bucket":"read"}`), 204)
 	})
 	t.Run("faults", func(t *testing.T) {
 		wantStatus(t, s.do("POST", AdminFaults, `{"error_5xx":1,"latency":"0s"}`), 204)
 		wantStatus(t, s.do("GET", orgPath(org), ""), 503)
 		wantStatus(t, s.do("POST", AdminFaults, `{"latency":"soon"}`), 400)
 		wantStatus(t, s.do("POST", AdminFaults, `{"jitter":"-1s"}`), 400)
+		wantStatus(t, s.do("POST", AdminFaults, `{"html_502":1}`), 204)
+		wantStatus(t, s.do("GET", orgPath(org), ""), 502)
+		wantStatus(t, s.do("POST", AdminFaults, `{"error_500":1}`), 204)
+		wantStatus(t, s.do("GET", orgPath(org), ""), 500)
+		wantStatus(t, s.do("POST", AdminFaults, `{"reset":1}`), 204)
+		if _, err := s.send("GET", orgPath(org), ""); err == nil {
+			t.Fatal("reset fault: the client got a response")
+		}
 		wantStatus(t, s.do("POST", AdminFaults, `{}`), 204)
 		wantStatus(t, s.do("GET", orgPath(org), ""), 200)
 	})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,8 +99,33 @@ type tokenResponse struct {
 	Scope       string `json:"scope"`
 }
 
-// serveToken implements POST /oauth/token for the client-credentials grant.
+// serveToken implements POST /oauth/token for the client-credentials grant. With a limiting
+// Config.TokenLimit every answer carries X-RateLimit-* headers describing that bucket, and a
+// request that finds it empty gets a 429 before anything else is checked (with Retry-After
+// when Config.RetryAfter).
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	now := s.now()
+	allowed := s.tokenLimit.take(now)
+	hdr := s.tokenLimit.headers(now, s.cfg.ResetMeaning, false)
+	var retry time.Duration
+	if !allowed {
+		s.stats.TokensThrottled++
+		if s.cfg.RetryAfter {
+			retry = s.tokenLimit.retryAfter(now)
+		}
+	}
+	s.mu.Unlock()
+	hdr.Apply(w.Header())
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(retry/time.Second), 10))
+	}
+	if !allowed {
+		// Auth0's Authentication API errors are {"error","error_description"}; its rate-limit
+		// code is too_many_requests (the description is not documented for /oauth/token).
+		writeJSON(w, http.StatusTooManyRequests, oauthError{codeTooManyRequests, "Global limit has been reached"})
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, oauthError{"invalid_request", "Method " + r.Method + " is not allowed on /oauth/token; use POST"})

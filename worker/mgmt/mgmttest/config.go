@@ -1,6 +1,8 @@
 package mgmttest
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -54,14 +56,28 @@ type Config struct {
 	TokenTTL time.Duration
 
 	// Global is the API-wide bucket, Write the organization-connections write bucket (POST,
-	// PATCH, DELETE) and Read its read bucket (GET). A bucket with a zero Rate does not limit
-	// and is never described by X-RateLimit-* headers.
+	// PATCH, DELETE) and Read its read bucket (GET). A bucket that does not limit (zero Rate
+	// and zero Window) is never described by X-RateLimit-* headers.
 	Global, Write, Read Bucket
 	// HeaderPolicy chooses which limiting bucket the X-RateLimit-* headers describe; the zero
 	// value is Tightest.
 	HeaderPolicy HeaderPolicy
 	// ResetMeaning chooses what X-RateLimit-Reset means; the zero value is ResetFull.
 	ResetMeaning ResetMeaning
+	// RetryAfter adds a Retry-After header (whole seconds, rounded up, at least 1) to every
+	// 429, /api/v2 and /oauth/token: the wait until the bucket that refused holds a token. false (the zero value)
+	// sends none, as Auth0 documents none for the Management API.
+	RetryAfter bool
+	// AuthSpends makes 401 and 403 answers spend budget like any request: rate limiting is
+	// checked before authentication, so an empty bucket answers 429 even to a bad token, and a
+	// 401 or 403 takes a token. false (the zero value) checks authentication first and lets
+	// 401s and 403s through without taking anything.
+	AuthSpends bool
+	// TokenLimit is the bucket of /oauth/token, separate from the /api/v2 buckets: every
+	// request there takes a token, whatever its outcome, and one that finds it empty gets a
+	// 429 {"error":"too_many_requests",…} with X-RateLimit-* headers. The zero value does not
+	// limit.
+	TokenLimit Bucket
 	// EnableExisting chooses the answer to a POST of an already enabled pair; the zero value
 	// is Conflict409.
 	EnableExisting DuplicatePolicy
@@ -77,23 +93,80 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Bucket is a token bucket: it holds at most Burst tokens, starts full and refills continuously
-// at Rate tokens per second. A Rate of 0 or less means the bucket does not limit. A limiting
-// bucket with Burst below 1 is treated as Burst 1, since a request needs a whole token.
+// Bucket is a rate-limit bucket: it holds at most Burst tokens and starts full.
+//
+// With a zero Window it is a token bucket that refills continuously at Rate tokens per second;
+// a Rate of 0 or less means it does not limit.
+//
+// With Window > 0 it is a fixed-window counter: Burst tokens per window, refilled to Burst at
+// each window's start, windows aligned to whole multiples of Window since the UNIX epoch. Rate
+// is then only reported (Shape.Binding, the simulate banner); set it to Burst/Window seconds.
+// A zero Rate is filled in so.
+//
+// A limiting bucket with Burst below 1 is treated as Burst 1, since a request needs a whole
+// token.
 type Bucket struct {
-	Burst int     `json:"burst"`
-	Rate  float64 `json:"rate"`
+	Burst  int           `json:"burst"`
+	Rate   float64       `json:"rate"`
+	Window time.Duration `json:"window,omitzero"`
 }
 
-// limits reports whether the bucket limits requests.
-func (b Bucket) limits() bool { return b.Rate > 0 }
+// limits reports whether the bucket limits requests: a positive Rate or a positive Window.
+func (b Bucket) limits() bool { return b.Rate > 0 || b.Window > 0 }
 
-// normalized returns b with Burst raised to 1 when it limits.
+// normalized returns b with Burst raised to 1 when it limits, and a window bucket's zero Rate
+// set to Burst per Window.
 func (b Bucket) normalized() Bucket {
 	if b.limits() && b.Burst < 1 {
 		b.Burst = 1
 	}
+	if b.Window > 0 && b.Rate <= 0 {
+		b.Rate = float64(b.Burst) / b.Window.Seconds()
+	}
 	return b
+}
+
+// validate reports a negative field, naming the bucket.
+func (b Bucket) validate(name string) error {
+	switch {
+	case b.Burst < 0:
+		return fmt.Errorf("mgmttest: %s bucket: burst %d is negative", name, b.Burst)
+	case b.Rate < 0 || math.IsNaN(b.Rate) || math.IsInf(b.Rate, 0):
+		return fmt.Errorf("mgmttest: %s bucket: rate %g is not a finite non-negative number", name, b.Rate)
+	case b.Window < 0:
+		return fmt.Errorf("mgmttest: %s bucket: window %v is negative", name, b.Window)
+	}
+	return nil
+}
+
+// Validate reports the first field of cfg that New would have to guess about: a negative
+// bucket field, an undefined policy value, a negative latency. New does not call it (it
+// accepts any Config, see the field docs); `orgconn simulate` and tests of presets do.
+func (cfg Config) Validate() error {
+	for _, b := range []struct {
+		name string
+		b    Bucket
+	}{{"global", cfg.Global}, {"write", cfg.Write}, {"read", cfg.Read}, {"token", cfg.TokenLimit}} {
+		if err := b.b.validate(b.name); err != nil {
+			return err
+		}
+	}
+	if _, err := cfg.HeaderPolicy.MarshalText(); err != nil {
+		return err
+	}
+	if _, err := cfg.ResetMeaning.MarshalText(); err != nil {
+		return err
+	}
+	if _, err := cfg.EnableExisting.MarshalText(); err != nil {
+		return err
+	}
+	if _, err := cfg.RemoveMissing.MarshalText(); err != nil {
+		return err
+	}
+	if cfg.Faults.Latency < 0 || cfg.Faults.Jitter < 0 {
+		return fmt.Errorf("mgmttest: faults: latency %v and jitter %v must not be negative", cfg.Faults.Latency, cfg.Faults.Jitter)
+	}
+	return nil
 }
 
 // Faults are failures injected into /api/v2 requests. Probabilities are in [0, 1]: 0 or less
@@ -102,9 +175,19 @@ type Faults struct {
 	// Error5xx is the probability that a request that passed rate limiting gets a 503 with an
 	// Auth0-shaped body; nothing is applied.
 	Error5xx float64 `json:"error_5xx"`
+	// Error500 is the probability that a request that passed rate limiting gets a 500 with an
+	// Auth0-shaped JSON body; nothing is applied.
+	Error500 float64 `json:"error_500"`
+	// HTML502 is the probability that a request that passed rate limiting gets a 502 whose body
+	// is an HTML page (Content-Type text/html), as a proxy in front of the API sends; nothing is
+	// applied and there are no X-RateLimit-* headers.
+	HTML502 float64 `json:"html_502"`
 	// Drop is the probability that a request that passed rate limiting has its connection
 	// closed without a response; nothing is applied.
 	Drop float64 `json:"drop"`
+	// Reset is the probability that a request that passed rate limiting has its TCP connection
+	// reset (RST, not FIN: the client reads "connection reset by peer"); nothing is applied.
+	Reset float64 `json:"reset"`
 	// LostResponse is the probability that a write that succeeds is applied and then has its
 	// connection closed without a response.
 	LostResponse float64 `json:"lost_response"`
@@ -143,5 +226,6 @@ func (cfg Config) withDefaults() Config {
 	cfg.Global = cfg.Global.normalized()
 	cfg.Write = cfg.Write.normalized()
 	cfg.Read = cfg.Read.normalized()
+	cfg.TokenLimit = cfg.TokenLimit.normalized()
 	return cfg
 }

@@ -19,11 +19,17 @@ const (
 	// Alternate describes the global bucket on the 1st, 3rd, 5th… /api/v2 response and the
 	// endpoint bucket on the others, so each response describes only one of them.
 	Alternate
+	// GlobalUnlessRefused describes the global (burst) bucket on every answer but a 429, and
+	// the bucket that refused on a 429: the endpoint's sustained bucket shows only in its own
+	// 429s. Auth0 "only publishes the effective burst and sustained rate limits" (go-auth0#501),
+	// so a client may never see the bucket that binds until it is refused.
+	GlobalUnlessRefused
 )
 
-var headerPolicyNames = []string{"tightest", "global", "endpoint", "alternate"}
+var headerPolicyNames = []string{"tightest", "global", "endpoint", "alternate", "global-unless-refused"}
 
-// String returns the policy's flag name: "tightest", "global", "endpoint" or "alternate".
+// String returns the policy's flag name: "tightest", "global", "endpoint", "alternate" or
+// "global-unless-refused".
 func (p HeaderPolicy) String() string { return enumName(headerPolicyNames, int(p)) }
 
 // MarshalText returns String, or an error for a value that is not a defined policy.
@@ -36,8 +42,9 @@ func (p *HeaderPolicy) UnmarshalText(b []byte) error {
 	return enumUnmarshal("header policy", headerPolicyNames, b, (*int)(p))
 }
 
-// ResetMeaning chooses what X-RateLimit-Reset means. Either way it is UNIX seconds rounded up,
-// and the current second when the moment it names has already come.
+// ResetMeaning chooses what X-RateLimit-Reset means. It is always UNIX seconds. ResetFull and
+// ResetNext round up, and give the current second when the moment they name has already come;
+// for a fixed-window bucket (Bucket.Window > 0) both give the next window's start.
 type ResetMeaning int
 
 const (
@@ -45,11 +52,20 @@ const (
 	ResetFull ResetMeaning = iota
 	// ResetNext: the second at which the described bucket will next hold a whole token.
 	ResetNext
+	// ResetNow: always the current second (now rounded down), whatever the bucket holds, as a
+	// per-second bucket may report; a client that waits "until Reset" does not wait at all.
+	ResetNow
+	// ResetPast: always the previous second (now rounded down, minus one): a Reset already in
+	// the past, as a skewed clock or a cached header may give.
+	ResetPast
+	// ResetNowOrPast alternates: ResetNow on the 1st, 3rd, 5th… described answer, ResetPast on
+	// the others (the same turn as Alternate counts).
+	ResetNowOrPast
 )
 
-var resetMeaningNames = []string{"full", "next"}
+var resetMeaningNames = []string{"full", "next", "now", "past", "now-or-past"}
 
-// String returns "full" or "next".
+// String returns "full", "next", "now", "past" or "now-or-past".
 func (m ResetMeaning) String() string { return enumName(resetMeaningNames, int(m)) }
 
 // MarshalText returns String, or an error for a value that is not a defined meaning.

@@ -3,6 +3,7 @@ package mgmttest
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // apiError is the body of every /api/v2 error, shaped like Auth0's.
@@ -26,6 +27,7 @@ const (
 	msgAlreadyEnabled      = "The connection is already enabled for this organization."
 	msgSignupNeedsDatabase = "Only database connections with assign_membership_on_login = true support is_signup_enabled = true."
 	msgUnavailable         = "The service is temporarily unavailable. Please try again later."
+	msgInternal            = "An internal server error occurred."
 )
 
 // result is the outcome of handling one /api/v2 request, decided under Server.mu and written
@@ -33,8 +35,13 @@ const (
 type result struct {
 	status int
 	body   any // nil: no body
-	// hangUp closes the connection without a response (drop and lost-response faults).
+	// hangUp closes the connection without a response (drop, reset and lost-response faults).
 	hangUp bool
+	// html sends body, a string, as a text/html page (the HTML 502 fault).
+	html bool
+	// hdr is what the X-RateLimit-* headers say; retryAfter > 0 adds Retry-After.
+	hdr        RateHeaders
+	retryAfter time.Duration
 	// fault names the injected fault, if any.
 	fault FaultKind
 	// conn is the connection a successful write changed.
@@ -67,4 +74,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// writeHTML writes status and page as text/html.
+func writeHTML(w http.ResponseWriter, status int, page string) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(page))
 }

@@ -1,9 +1,11 @@
 package mgmttest
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,16 +16,16 @@ import (
 type Server struct {
 	now func() time.Time
 
-	// mu guards everything below except rng. Of cfg, only the fields SetBucket and SetFaults
-	// change (Global, Write, Read, Faults) need it; the others are fixed by New.
-	mu                  sync.Mutex
-	cfg                 Config
-	tenant              tenant
-	tokens              map[string]token
-	global, write, read bucket
-	headerTurn          uint64 // Alternate: even turns describe the global bucket, odd the endpoint one
-	stats               Stats
-	writeLog            []AppliedWrite
+	// mu guards everything below except rng. Of cfg, only Faults (changed by SetFaults) needs
+	// it; the others are fixed by New (SetBucket changes limits, not cfg).
+	mu         sync.Mutex
+	cfg        Config
+	tenant     tenant
+	tokens     map[string]token
+	limits     *Limits // the /api/v2 buckets and header policy
+	tokenLimit bucket  // every /oauth/token request (Config.TokenLimit)
+	stats      Stats
+	writeLog   []AppliedWrite
 
 	rngMu sync.Mutex // guards rng; taken after mu when both are held
 	rng   *rand.Rand
@@ -34,15 +36,14 @@ func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	now := cfg.Now()
 	return &Server{
-		now:    cfg.Now,
-		cfg:    cfg,
-		tenant: newTenant(cfg.Seed, cfg.Orgs, cfg.Connections),
-		tokens: make(map[string]token),
-		global: newBucket(GlobalBucket, cfg.Global, now),
-		write:  newBucket(WriteBucket, cfg.Write, now),
-		read:   newBucket(ReadBucket, cfg.Read, now),
-		stats:  Stats{ByRoute: make(map[string]int), Faults: make(map[FaultKind]int)},
-		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f7267636f6e6e)),
+		now:        cfg.Now,
+		cfg:        cfg,
+		tenant:     newTenant(cfg.Seed, cfg.Orgs, cfg.Connections),
+		tokens:     make(map[string]token),
+		limits:     NewLimits(cfg, now),
+		tokenLimit: newBucket(TokenBucket, cfg.TokenLimit, now),
+		stats:      Stats{ByRoute: make(map[string]int), Faults: make(map[FaultKind]int)},
+		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f7267636f6e6e)),
 	}
 }
 
@@ -69,10 +70,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !matched {
 		s.mu.Lock()
 		now := s.now()
-		hdr := s.headersFor(r.Method, now)
+		hdr := s.limits.Describe(r.Method, now)
 		s.record(r.Method, RouteUnknown, http.StatusNotFound, "", false, now)
 		s.mu.Unlock()
-		hdr.apply(w)
+		hdr.Apply(w.Header())
 		writeJSON(w, http.StatusNotFound, apiError{StatusCode: http.StatusNotFound, Error: "Not Found", Message: "Not Found"})
 		return
 	}
@@ -92,10 +93,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.now()
 	res := s.decide(req, r.Header.Get("Authorization"), now)
-	var hdr rateHeaders
-	if !res.hangUp {
-		hdr = s.headersFor(r.Method, now)
-	}
 	status := res.status
 	if res.hangUp {
 		status = 0
@@ -105,21 +102,59 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if res.hangUp {
-		hangUp(w)
+		hangUp(w, res.fault == FaultReset)
 		return
 	}
-	hdr.apply(w)
+	if res.html {
+		writeHTML(w, res.status, res.body.(string))
+		return
+	}
+	res.hdr.Apply(w.Header())
+	if res.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(res.retryAfter/time.Second), 10))
+	}
 	writeJSON(w, res.status, res.body)
 }
 
-// decide authenticates, rate-limits, injects faults and performs req. Called with s.mu held.
+// decide authenticates, rate-limits, injects faults and performs req, in the order the
+// package documents (rate limiting before authentication with Config.AuthSpends). Called with
+// s.mu held.
 func (s *Server) decide(req apiRequest, authorization string, now time.Time) result {
+	method := req.route.methodForBucket()
+	var v Verdict
+	if s.cfg.AuthSpends {
+		if v = s.limits.Take(method, now); !v.Allowed {
+			return throttled(v)
+		}
+	}
 	if res, ok := s.authorize(authorization, req.scope, now); !ok {
+		if s.cfg.AuthSpends {
+			res.hdr = v.Headers
+		} else {
+			res.hdr = s.limits.Describe(method, now)
+		}
 		return res
 	}
-	if short := s.take(req.route.methodForBucket(), now); short != nil {
-		return fail(http.StatusTooManyRequests, short.name.limitMessage(), codeTooManyRequests)
+	if !s.cfg.AuthSpends {
+		if v = s.limits.Take(method, now); !v.Allowed {
+			return throttled(v)
+		}
 	}
+	res := s.decideAfterLimits(req, now)
+	res.hdr = v.Headers
+	return res
+}
+
+// throttled is the 429 answer to a refused verdict.
+func throttled(v Verdict) result {
+	res := fail(http.StatusTooManyRequests, v.Bucket.limitMessage(), codeTooManyRequests)
+	res.hdr, res.retryAfter = v.Headers, v.RetryAfter
+	return res
+}
+
+// decideAfterLimits injects faults and performs req, once it passed authentication and rate
+// limiting. Called with s.mu held.
+func (s *Server) decideAfterLimits(req apiRequest, now time.Time) result {
 	if res, ok := s.beforeApply(); !ok {
 		return res
 	}
@@ -172,4 +207,16 @@ func (rt route) method() string {
 		return http.MethodDelete
 	}
 	return http.MethodGet
+}
+
+// SetBucket changes a bucket while the server runs (see Limits.SetBucket): tokens earned so
+// far at the old rate are kept and clamped to the new burst; a bucket that did not limit
+// before starts full; a zero Rate (and Window) stops it limiting. It panics on a name other
+// than GlobalBucket, WriteBucket or ReadBucket.
+func (s *Server) SetBucket(which BucketName, b Bucket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.limits.SetBucket(which, b, s.now()); err != nil {
+		panic(fmt.Sprintf("mgmttest: SetBucket: %v", err))
+	}
 }

@@ -23,7 +23,10 @@ type FaultKind string
 // The injected faults.
 const (
 	FaultError5xx     FaultKind = "error_5xx"
+	FaultError500     FaultKind = "error_500"
+	FaultHTML502      FaultKind = "html_502"
 	FaultDrop         FaultKind = "drop"
+	FaultReset        FaultKind = "reset"
 	FaultLostResponse FaultKind = "lost_response"
 )
 
@@ -46,6 +49,8 @@ type Stats struct {
 	Faults map[FaultKind]int `json:"faults"`
 	// TokensIssued is the number of tokens issued by /oauth/token (not IssueToken).
 	TokensIssued int `json:"tokens_issued"`
+	// TokensThrottled is the number of 429s /oauth/token sent (Config.TokenLimit).
+	TokensThrottled int `json:"tokens_throttled,omitempty"`
 	// FirstWrite and LastWrite are the Config.Now times of the first and last counted write;
 	// zero (and omitted from JSON) before any.
 	FirstWrite time.Time `json:"first_write,omitzero"`
