@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,168 +24,64 @@ import (
 // on a queue, so a scenario of minutes runs in milliseconds, at fixed
 // instants, the same every time for a seed.
 
-// vbucket is one of the tenant's token buckets: continuous refill at rate,
-// or, with a window, limit tokens at the start of each window.
-type vbucket struct {
-	name    string
-	classes string // the classes of calls that draw from it: "r", "w" or "rw"
-	limit   int
-	rate    float64
-	window  time.Duration
-	tokens  float64
-	last    time.Time
-}
+// shapeScale is the time scale a virtual run uses for a shape: the plan
+// shapes' per-minute budgets run faster, as `orgconn simulate --time-scale`
+// would (the numbers the shapes' help suggests).
+var shapeScale = map[string]float64{"essentials": 20, "enterprise": 4}
 
-func (b *vbucket) refill(t time.Time) {
-	if b.window > 0 {
-		if t.Truncate(b.window).After(b.last.Truncate(b.window)) {
-			b.tokens = float64(b.limit)
-		}
-		b.last = t
-		return
-	}
-	b.tokens = math.Min(float64(b.limit), b.tokens+t.Sub(b.last).Seconds()*b.rate)
-	b.last = t
-}
-
-// steady is the bucket's long-run refill per second.
-func (b *vbucket) steady() float64 {
-	if b.window > 0 {
-		return float64(b.limit) / b.window.Seconds()
-	}
-	return b.rate
-}
-
-// resetAt is what X-RateLimit-Reset says for the bucket at t.
-func (b *vbucket) resetAt(t time.Time, meaning string) time.Time {
-	switch {
-	case meaning == "now":
-		return t.Add(-time.Duration(t.UnixNano()%2) * time.Second) // now or already past
-	case b.window > 0:
-		return t.Truncate(b.window).Add(b.window)
-	}
-	need := float64(b.limit) - b.tokens // "full"
-	if meaning == "next" {
-		need = 1 - (b.tokens - math.Floor(b.tokens+1e-9))
-	}
-	if need <= 0 {
-		return t
-	}
-	return t.Add(time.Duration(need / b.rate * float64(time.Second)))
-}
-
-// vtenant is a simulated tenant in one of Auth0's plausible shapes (the
-// zoo of issue 11): which buckets each class draws from, which bucket the
-// headers describe, what Reset means.
+// vtenant is the simulated tenant: the simulator's own rate limiting
+// (mgmttest.Limits), in one of the zoo's shapes, driven on the virtual
+// clock.
 type vtenant struct {
-	buckets []*vbucket // the first is the global one
-	// policy: "tightest" (the fewest tokens left, the global one on a tie),
-	// "global" (success answers describe the global bucket, a 429 the
-	// bucket that refused), "alternate" (each answer one bucket in turn).
-	policy     string
-	reset      string // "full", "next" or "now"
-	retryAfter bool   // 429s carry Retry-After
-	turn       int
+	cfg     mgmttest.Config
+	limits  *mgmttest.Limits
+	binding mgmttest.Bucket
+	// writesOnly: the binding bucket is the write bucket (reads do not
+	// draw from it).
+	writesOnly bool
 }
 
-// vshapes are the virtual tenants, by the names `orgconn simulate --shape`
-// uses. Per-minute plans run 20 times faster (the simulator's time scale).
-var vshapes = map[string]func() *vtenant{
-	"shared": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 20}}, policy: "tightest"}
-	},
-	"split": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 20}, {name: "read", classes: "r", limit: 5, rate: 10}, {name: "write", classes: "w", limit: 5, rate: 8}}, policy: "tightest", retryAfter: true}
-	},
-	"burst-headers": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 20}, {name: "write", classes: "w", limit: 30, rate: 8}}, policy: "global"}
-	},
-	"alternate": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 20}, {name: "write", classes: "w", limit: 5, rate: 10}}, policy: "alternate"}
-	},
-	"window": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, window: time.Second}, {name: "write", classes: "w", limit: 480, window: time.Minute}}, policy: "tightest"}
-	},
-	"reset-now": func() *vtenant {
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 20}}, policy: "tightest", reset: "now"}
-	},
-	"essentials": func() *vtenant { // ×20
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 10, rate: 150.0 / 60 * 20}, {name: "read", classes: "r", limit: 5, rate: 50.0 / 60 * 20}, {name: "write", classes: "w", limit: 5, rate: 25.0 / 60 * 20}}, policy: "tightest"}
-	},
-	"enterprise": func() *vtenant { // ×4
-		return &vtenant{buckets: []*vbucket{{name: "global", classes: "rw", limit: 50, rate: 16 * 4}, {name: "read", classes: "r", limit: 10, rate: 100.0 / 60 * 4}, {name: "write", classes: "w", limit: 5, rate: 150.0 / 60 * 4}}, policy: "global"}
-	},
-}
-
-// start fills every bucket at t.
-func (v *vtenant) start(t time.Time) {
-	for _, b := range v.buckets {
-		b.tokens, b.last = float64(b.limit), t
+func newVTenant(t *testing.T, shape string, now time.Time) *vtenant {
+	t.Helper()
+	sh, err := mgmttest.LookupShape(shape)
+	if err != nil {
+		t.Fatal(err)
 	}
+	scale := shapeScale[shape]
+	cfg := sh.Config(scale)
+	v := &vtenant{cfg: cfg, limits: mgmttest.NewLimits(cfg, now), binding: sh.Binding(scale)}
+	v.writesOnly = cfg.Write.Rate > 0 && v.binding == cfg.Write
+	return v
 }
 
-// binding is the bucket that limits writes in the long run.
-func (v *vtenant) binding() *vbucket {
-	var slow *vbucket
-	for _, b := range v.buckets {
-		if strings.Contains(b.classes, "w") && (slow == nil || b.steady() < slow.steady()) {
-			slow = b
-		}
+// call answers a call of class cls at t.
+func (v *vtenant) call(cls mgmt.Class, t time.Time) (int, mgmt.RateLimit, time.Duration) {
+	method := "POST"
+	if cls == mgmt.Read {
+		method = "GET"
 	}
-	return slow
-}
-
-// call answers a call of class cls ("r" or "w") at t: its status, headers,
-// Retry-After, and whether it drew from bucket b.
-func (v *vtenant) call(cls string, t time.Time) (int, mgmt.RateLimit, time.Duration, []*vbucket) {
-	var bs []*vbucket
-	var refused *vbucket
-	for _, b := range v.buckets {
-		if strings.Contains(b.classes, cls) {
-			b.refill(t)
-			bs = append(bs, b)
-			if refused == nil && b.tokens < 1-1e-9 {
-				refused = b
-			}
-		}
-	}
+	vd := v.limits.Take(method, t)
 	status := 201
-	if refused != nil {
+	if !vd.Allowed {
 		status = 429
-	} else {
-		for _, b := range bs {
-			b.tokens--
+	}
+	h := vd.Headers
+	return status, mgmt.RateLimit{Present: h.Present, Limit: h.Limit, Remaining: h.Remaining, Reset: time.Unix(h.Reset, 0)}, vd.RetryAfter
+}
+
+// budget is the number of writes a perfect client would have had accepted
+// from first to last on this shape: burst + rate × elapsed for a bucket
+// that refills continuously, every window begun for a fixed window — what a
+// client sending each write the moment the tenant would take it gets.
+func (v *vtenant) budget(first, last time.Time) float64 {
+	l := mgmttest.NewLimits(v.cfg, first)
+	n := 0
+	for t := first; !t.After(last); t = t.Add(time.Millisecond) {
+		for l.Take("POST", t).Allowed {
+			n++
 		}
 	}
-	d := bs[0]
-	switch v.policy {
-	case "alternate":
-		d = bs[v.turn%len(bs)]
-		v.turn++
-	case "global":
-		if refused != nil {
-			d = refused
-		}
-	default:
-		for _, b := range bs[1:] {
-			if math.Floor(b.tokens+1e-9) < math.Floor(d.tokens+1e-9) {
-				d = b
-			}
-		}
-	}
-	reset := d.resetAt(t, v.reset)
-	sec := reset.Unix()
-	if reset.Nanosecond() > 0 {
-		sec++
-	}
-	var ra time.Duration
-	if refused != nil && v.retryAfter {
-		ra = time.Duration(math.Ceil(refused.resetAt(t, "next").Sub(t).Seconds())) * time.Second
-	}
-	if refused != nil {
-		bs = nil
-	}
-	return status, mgmt.RateLimit{Present: true, Limit: d.limit, Remaining: int(math.Floor(d.tokens + 1e-9)), Reset: time.Unix(sec, 0)}, ra, bs
+	return float64(n)
 }
 
 // event is something that happens at an instant.
@@ -216,13 +111,13 @@ func (e *events) Pop() any {
 
 // scenario is one virtual run.
 type scenario struct {
-	shape                        string // a vshapes name
+	shape                         string // a vshapes name
 	processes, concurrency, calls int
-	readShare                    float64 // share of calls that are reads (the unknown-organization checks)
-	halveAt                      int     // after this many applied calls, halve the rates (0: never)
-	latency                      float64 // mean round trip in ms
-	start                        Buckets // the limiter's starting point
-	seed                         uint64
+	readShare                     float64 // share of calls that are reads (the unknown-organization checks)
+	halveAt                       int     // after this many applied calls, halve the rates (0: never)
+	latency                       float64 // mean round trip in ms
+	start                         Buckets // the limiter's starting point
+	seed                          uint64
 }
 
 // fleetResult is what a virtual run measured.
@@ -265,13 +160,7 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 		}
 		lims = append(lims, l)
 	}
-	mk, ok := vshapes[sc.shape]
-	if !ok {
-		t.Fatalf("no shape %q", sc.shape)
-	}
-	tenant := mk()
-	tenant.start(now)
-	binding := tenant.binding()
+	tenant := newVTenant(t, sc.shape, now)
 
 	var q events
 	seq := 0
@@ -281,7 +170,7 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 	}
 	var res fleetResult
 	var first, last, halvedAt time.Time
-	var onBinding, onBindingAtHalf int
+	var onBinding int
 	next := 0
 	halfLat := func() time.Duration {
 		return time.Duration((sc.latency / 2) * (0.5 + rng.Float64()) * float64(time.Millisecond))
@@ -292,9 +181,9 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 			return
 		}
 		next++
-		class, cls := mgmt.Write, "w"
+		class := mgmt.Write
 		if rng.Float64() < sc.readShare {
-			class, cls = mgmt.Read, "r"
+			class = mgmt.Read
 		}
 		start := now
 		var try func()
@@ -312,14 +201,12 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 				}
 				sent := now
 				at(now.Add(halfLat()), func() {
-					status, rl, retryAfter, drew := tenant.call(cls, now)
-					for _, b := range drew {
-						if b == binding {
-							onBinding++
-						}
+					status, rl, retryAfter := tenant.call(class, now)
+					if status != 429 && (class == mgmt.Write || !tenant.writesOnly) {
+						onBinding++
 					}
 					if os.Getenv("ORGCONN_FLEET_CALLS") != "" {
-						t.Logf("%s call slot %6.3f arrived %6.3f counts %v -> %d L=%d R=%d", cls, sent.Sub(t0).Seconds(), now.Sub(t0).Seconds(), r.counts, status, rl.Limit, rl.Remaining)
+						t.Logf("%v call slot %6.3f arrived %6.3f counts %v -> %d L=%d R=%d", class, sent.Sub(t0).Seconds(), now.Sub(t0).Seconds(), r.counts, status, rl.Limit, rl.Remaining)
 					}
 					at(now.Add(halfLat()), func() {
 						res.calls++
@@ -345,12 +232,14 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 						}
 						last = now
 						if sc.halveAt > 0 && res.applied == sc.halveAt {
-							halvedAt, onBindingAtHalf = now, onBinding
-							for _, b := range tenant.buckets {
-								b.refill(now)
-								b.rate /= 2
-								b.limit = max(1, b.limit/2)
-								b.tokens = math.Min(b.tokens, float64(b.limit))
+							halvedAt = now
+							for _, which := range []mgmttest.BucketName{mgmttest.GlobalBucket, mgmttest.WriteBucket, mgmttest.ReadBucket} {
+								if b, ok := tenant.limits.Bucket(which); ok && b.Rate > 0 {
+									b.Rate /= 2
+									if err := tenant.limits.SetBucket(which, b, now); err != nil {
+										t.Fatal(err)
+									}
+								}
 							}
 						}
 						caller(l)
@@ -401,15 +290,12 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 		st, _ := lims[0].State(ctx)
 		t.Logf("final model: %v", st.Buckets)
 	}
-	// The budget: the binding bucket's burst, plus its refill until the
-	// end (a window bucket: the windows begun, each full).
-	budget := float64(binding.limit) + binding.steady()*res.elapsed.Seconds()
-	if binding.window > 0 {
-		budget = float64(binding.limit) * float64(1+int(last.Sub(first.Truncate(binding.window))/binding.window))
-	}
+	// The budget: what a perfect client would have had accepted (halved:
+	// the binding bucket's burst, plus its refill at each rate).
+	budget := tenant.budget(first, last)
 	if !halvedAt.IsZero() {
-		budget = float64(binding.limit*2) + binding.steady()*2*halvedAt.Sub(first).Seconds() + binding.steady()*last.Sub(halvedAt).Seconds()
-		_ = onBindingAtHalf
+		b := tenant.binding
+		budget = float64(b.Burst) + b.Rate*halvedAt.Sub(first).Seconds() + b.Rate/2*last.Sub(halvedAt).Seconds()
 	}
 	res.utilization = float64(onBinding) / budget
 	return res

@@ -188,6 +188,11 @@ if id ~= '' then
     local tat = tonumber(f[3] or '0') or 0
     tokens = tonumber(ARGV[3]) - since + tonumber(ARGV[5]) / T
     if tokens > burst then tokens = burst end
+    -- A call that did not draw from this bucket counts the calls reserved
+    -- since from the buckets it drew from; many of them reached the
+    -- tenant before it (answers come back out of order): fewer than none
+    -- is counting them twice. An empty bucket is the most it says.
+    if count == 0 and tokens < 0 then tokens = 0 end
     local target = now + (burst - tokens) * T
     if target > tat then
       redis.call('HSET', h, id .. ':tat', string.format('%.0f', target))
