@@ -39,7 +39,7 @@ func TestClassify(t *testing.T) {
 		{"token refused", &mgmt.TokenError{Status: 401, Reason: "access_denied"}, Dead, ReasonTokenRefused},
 		{"token endpoint down", &mgmt.TokenError{Status: 503}, Retry, ReasonTokenUnavailable},
 		{"token endpoint unreachable", &mgmt.TokenError{Reason: "dial tcp: refused"}, Retry, ReasonTokenUnavailable},
-		{"token endpoint throttled", &mgmt.TokenError{Status: 429}, Retry, ReasonTokenUnavailable},
+		{"token endpoint throttled", &mgmt.TokenError{Status: 429}, Throttled, ReasonRateLimited}, // waits, spending no attempt,
 		{"worker stopping", fmt.Errorf("wait: %w", ratelimit.ErrStopped), Interrupted, ReasonStopping},
 		{"cancelled", context.Canceled, Interrupted, ReasonStopping},
 		{"limiter unreachable", fmt.Errorf("%w: dial tcp: refused", ratelimit.ErrUnavailable), Interrupted, ReasonLimiterDown},

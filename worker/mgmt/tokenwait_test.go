@@ -21,8 +21,8 @@ type slowPacer struct {
 }
 
 func (p *slowPacer) Wait(context.Context, Class) (Ticket, error) { p.clock.Advance(p.d); return 1, nil }
-func (p *slowPacer) Observe(Ticket, Exchange)                      {}
-func (p *slowPacer) Release(Ticket)                                { p.released.Add(1) }
+func (p *slowPacer) Observe(Ticket, Exchange)                    {}
+func (p *slowPacer) Release(Ticket)                              { p.released.Add(1) }
 
 // A pacer wait longer than the token's lifetime must not send an expired
 // token: the token is taken after the wait (issue 11: 401 Expired token

@@ -102,6 +102,11 @@ type Limiter struct {
 	done     chan struct{} // closed when the background goroutines end
 	cancel   context.CancelFunc
 
+	// gates hold, per class, the one goroutine of this process that
+	// consults the fleet's budget; the others wait here, in this process,
+	// instead of each running the reserve script for the same slot.
+	gates [2]chan struct{}
+
 	mu    sync.Mutex
 	pause time.Time // local copy of the fleet's pause
 	stats Stats
@@ -178,6 +183,7 @@ func newLimiter(ctx context.Context, cfg Config) (*Limiter, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		learn: newLearning(cfg.Learner),
+		gates: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 	}
 	source := "plan"
 	if cfg.Override {
@@ -263,8 +269,25 @@ func classLetter(c mgmt.Class) string {
 // the pause. It returns ErrStopped after Stop, ctx's error when ctx ends
 // (giving the slot back), and an error wrapping ErrUnavailable when Redis
 // cannot be reached.
+//
+// Within a process, one goroutine per class at a time consults the fleet's
+// budget (the local gate); the others wait for it to be granted its slot,
+// so Redis sees about one reserve call per granted slot per process,
+// whatever the number of goroutines waiting.
 func (l *Limiter) Wait(ctx context.Context, c mgmt.Class) (mgmt.Ticket, error) {
 	start := l.cfg.now()
+	gate := l.gates[0]
+	if c == mgmt.Write {
+		gate = l.gates[1]
+	}
+	select {
+	case gate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.stop:
+		return nil, ErrStopped
+	}
+	defer func() { <-gate }()
 	for {
 		select {
 		case <-l.stop:

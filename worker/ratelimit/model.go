@@ -107,6 +107,8 @@ type learning struct {
 	firstAt   map[string]time.Time // by class letter: the first answer read
 	refusal   map[string]delivery  // by bucket: the last 429 it gave, for the delivery estimate
 	described map[string]bool      // by bucket: a success answer described it
+	delivered map[string]bool      // by bucket: its rate was set from what it let through
+	demand    map[string]bool      // by class letter: a call waited for its slot in the last round
 }
 
 // delivery is a point of the delivery estimate: when a bucket refused a
@@ -119,7 +121,8 @@ type delivery struct {
 func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
-		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusal: map[string]delivery{}, described: map[string]bool{}}
+		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusal: map[string]delivery{}, described: map[string]bool{},
+		delivered: map[string]bool{}, demand: map[string]bool{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -177,6 +180,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	}
 	changed := map[string]BucketState{}
 	set := func(b BucketState) { lg.model[b.ID] = b; changed[b.ID] = b }
+	clear(lg.demand)
 	estimates := map[string]Estimate{}
 	probe := map[string]sample{}
 	for _, s := range samples {
@@ -190,6 +194,9 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if !s.refused {
 			lg.accepted[cls]++
 			lg.described[s.bucket] = true
+		}
+		if s.waited {
+			lg.demand[cls] = true
 		}
 		if s.paused {
 			lg.learner.Break() // counts around a pause do not line up
@@ -292,6 +299,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		delivered = float64(accepted-int64(b.Burst)) / at.Sub(first).Seconds()
 	}
 	if delivered > 0 {
+		lg.delivered[b.ID] = true
 		return delivered * deliveredShare, "delivered"
 	}
 	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut"
@@ -377,9 +385,17 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			continue
 		}
 		if b.Source == "hidden" {
-			if now.Sub(lg.cut[id]) >= 2*time.Second && now.Sub(lg.probed[id]) >= 2*time.Second {
+			// Closed loop, as TCP finds a path's capacity: while calls
+			// wait for it and it refuses none, a bucket no success answer
+			// describes is raised — fast (×1.5 a second) until a 429 has
+			// measured it, gently (+2% a second) after.
+			if lg.demand[b.Classes[:1]] && now.Sub(lg.cut[id]) >= time.Second && now.Sub(lg.probed[id]) >= time.Second {
 				lg.probed[id] = now
-				b.Rate *= 1.05
+				f := 1.5
+				if lg.delivered[id] {
+					f = 1.02
+				}
+				b.Rate = math.Min(b.Rate*f, maxProbeRate)
 				out = append(out, b)
 			}
 			continue

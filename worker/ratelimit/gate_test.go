@@ -1,0 +1,77 @@
+package ratelimit
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// reserveCounter counts the reserve scripts a client runs.
+type reserveCounter struct{ n atomic.Int64 }
+
+func (c *reserveCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *reserveCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (c *reserveCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if len(args) > 1 {
+			if s, ok := args[1].(string); ok && (s == reserveScript.Hash()) {
+				c.n.Add(1)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// Forty goroutines waiting on a slow budget: each granted slot costs about
+// one reserve script, not one per waiting goroutine (the local gate).
+func TestWaitingGoroutinesShareOneReservePerSlot(t *testing.T) {
+	env := redistest.New(t)
+	rdb, ok := env.Client.(*redis.Client)
+	if !ok {
+		t.Skip("needs a single-node client")
+	}
+	counter := &reserveCounter{}
+	rdb.AddHook(counter)
+	l, err := New(context.Background(), Config{Redis: rdb, Prefix: env.Prefix, Tenant: "gate",
+		Start: Buckets{Global: Bucket{Burst: 1, Rate: 2}}, Override: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := l.Wait(ctx, mgmt.Write); err == nil {
+					granted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	g, r := granted.Load(), counter.n.Load()
+	t.Logf("40 goroutines, budget 2/s for 3 s: %d slots granted, %d reserve scripts (%.2f a slot)", g, r, float64(r)/float64(max(g, 1)))
+	if g < 4 {
+		t.Fatalf("only %d slots granted in 3 s at 2/s", g)
+	}
+	if float64(r) > 3*float64(g)+3 {
+		t.Errorf("%d reserve scripts for %d granted slots: more than 3 a slot", r, g)
+	}
+}
