@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/hibiken/asynq"
 )
 
 // TypeChange is the asynq task type of a change. It is stored in Redis with
@@ -109,22 +107,31 @@ func ParseTaskID(id string) (batch string, line int, err error) {
 	return id[:i], line, nil
 }
 
-// maxRetry is the asynq retry limit of change tasks. Workers count failed
-// attempts themselves and dead-letter a change when its own limit is reached;
-// asynq's limit is set far above it because asynq archives a task that
-// reached its limit even when the handler only asked to be run later.
-const maxRetry = 1_000_000
+// MaxRetry is the queue's retry limit of change tasks, stored with every
+// task. Workers count failed attempts themselves and dead-letter a change
+// when their own limit is reached; the queue's limit is set far above it
+// because asynq archives a task that reached its limit even when the handler
+// only asked to be run later.
+const MaxRetry = 1_000_000
 
-// NewTask returns the asynq task for the change at origin, with its
-// deterministic id, for the given queue.
-func NewTask(c Change, o Origin, queue string) (*asynq.Task, []asynq.Option, error) {
+// Task is a change task as the queue stores it, in no queue library's terms:
+// the producer's enqueue and the worker's requeue turn it into an asynq task
+// (type, payload, id and retry limit as given, in the queue they use). Type,
+// ID and the Payload's layout are persisted in Redis: never change them for
+// an existing type.
+type Task struct {
+	Type     string // TypeChange
+	ID       string // TaskID(origin.Batch, origin.Line): deterministic, so a line is queued once
+	Payload  []byte // EncodePayload(change, origin)
+	MaxRetry int    // MaxRetry
+}
+
+// TaskOf returns the task of the change c at origin o.
+func TaskOf(c Change, o Origin) (Task, error) {
+	id := TaskID(o.Batch, o.Line)
 	data, err := EncodePayload(c, o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode task %s: %w", TaskID(o.Batch, o.Line), err)
+		return Task{}, fmt.Errorf("encode task %s: %w", id, err)
 	}
-	return asynq.NewTask(TypeChange, data), []asynq.Option{
-		asynq.Queue(queue),
-		asynq.TaskID(TaskID(o.Batch, o.Line)),
-		asynq.MaxRetry(maxRetry),
-	}, nil
+	return Task{Type: TypeChange, ID: id, Payload: data, MaxRetry: MaxRetry}, nil
 }

@@ -4,6 +4,10 @@
 // fixes its place in its pair's order, and enqueues one asynq task per change
 // with a deterministic id, so that importing the same lines again queues
 // nothing new and an interrupted import is resumed by running it again.
+//
+// The ledger is an Accepter that cmd wires in: the producer imports no worker
+// package. Both inputs enqueue through one path, with the calls in flight
+// bounded and Redis retried under a Retry policy.
 package producer
 
 import (
@@ -16,24 +20,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
-	"github.com/orgconn/orgconn/worker/ledger"
 )
-
-// Enqueuer is the part of *asynq.Client the producer uses.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
 
 // Config configures an Importer. Ledger and Queue are required.
 type Config struct {
-	Ledger *ledger.Ledger
-	Queue  Enqueuer
+	// Ledger records each accepted line once and fixes its place in its
+	// pair's order.
+	Ledger Accepter
+	// Queue receives one task per accepted line.
+	Queue Enqueuer
 	// QueueName is the asynq queue. Empty means "orgconn".
 	QueueName string
 	Limits    Limits
@@ -49,11 +48,11 @@ type Config struct {
 	MaxErrors int
 	// Progress, if not nil, is called about once a second during long work.
 	Progress func(Progress)
-	// RetryFor is how long a Redis call of the import is retried (with
-	// back-off, from 50 ms to 2 s) before the import gives up: Redis
-	// restarting or failing over must not end an import. Zero means 1 min;
-	// negative means no retry.
-	RetryFor time.Duration
+	// Retry is how the import's Redis calls (ledger accepts and enqueues)
+	// are retried before it gives up: Redis restarting or failing over must
+	// not end an import. The zero value retries for 1 min, with waits from
+	// 50 ms to 2 s.
+	Retry Retry
 }
 
 // Progress reports work under way.
@@ -109,15 +108,13 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 24
 	}
-	if cfg.ChunkSize <= 0 || cfg.ChunkSize > ledger.MaxAcceptRows {
+	if cfg.ChunkSize <= 0 || cfg.ChunkSize > jobs.MaxAcceptRows {
 		cfg.ChunkSize = 256
 	}
 	if cfg.MaxErrors <= 0 {
 		cfg.MaxErrors = 1000
 	}
-	if cfg.RetryFor == 0 {
-		cfg.RetryFor = time.Minute
-	}
+	cfg.Retry = cfg.Retry.withDefaults()
 	cfg.Limits = cfg.Limits.withDefaults()
 	return cfg
 }
@@ -281,13 +278,6 @@ func (im *Importer) validate(r io.Reader) (Result, string, error) {
 	return res, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// job is one row to enqueue.
-type job struct {
-	line   int
-	change jobs.Change
-	again  bool // accepted before, still pending
-}
-
 // enqueue accepts the valid rows of r in chunks, in file order, and enqueues
 // their tasks with Concurrency calls in flight.
 func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source string, total int, res *Result) error {
@@ -295,47 +285,18 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan job, 4*im.cfg.ChunkSize)
+	enq := startEnqueues(ctx, im.cfg.Queue, im.cfg.QueueName, im.cfg.Concurrency, 4*im.cfg.ChunkSize, im.cfg.Retry)
+	// The import stops when an enqueue fails for good.
+	ctx = enq.ctx
 	var enqueued, repaired atomic.Int64
-	var wg sync.WaitGroup
-	for range im.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				if ctx.Err() != nil {
-					continue
-				}
-				task, opts, err := jobs.NewTask(j.change, jobs.Origin{Batch: batch, Line: j.line}, im.cfg.QueueName)
-				if err == nil {
-					err = im.retry(ctx, func() error {
-						_, err := im.cfg.Queue.EnqueueContext(ctx, task, opts...)
-						return err
-					})
-				}
-				switch {
-				case err == nil && j.again:
-					repaired.Add(1)
-				case err == nil:
-					enqueued.Add(1)
-				case errors.Is(err, asynq.ErrTaskIDConflict):
-					// Queued before: nothing new.
-				default:
-					cancel(fmt.Errorf("enqueue line %d: %w", j.line, err))
-				}
-			}
-		}()
-	}
 
-	chunk := make([]ledger.Row, 0, im.cfg.ChunkSize)
+	chunk := make([]jobs.Row, 0, im.cfg.ChunkSize)
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		var acc []ledger.Acceptance
-		err := im.retry(ctx, func() (err error) {
+		var acc []jobs.Acceptance
+		err := im.cfg.Retry.do(ctx, func() (err error) {
 			acc, err = im.cfg.Ledger.Accept(ctx, batch, source, chunk)
 			return err
 		})
@@ -344,16 +305,16 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 		}
 		for i, a := range acc {
 			switch a {
-			case ledger.Resolved:
+			case jobs.Resolved:
 				res.Duplicates++
-			case ledger.Accepted, ledger.StillPending:
-				if a == ledger.StillPending {
+			case jobs.Accepted, jobs.StillPending:
+				count := &enqueued
+				if a == jobs.StillPending {
 					res.Duplicates++
+					count = &repaired
 				}
-				select {
-				case work <- job{chunk[i].Line, chunk[i].Change, a == ledger.StillPending}:
-				case <-ctx.Done():
-					return context.Cause(ctx)
+				if err := enq.add(chunk[i].Change, jobs.Origin{Batch: batch, Line: chunk[i].Line}, count); err != nil {
+					return err
 				}
 			}
 		}
@@ -376,7 +337,7 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 		if len(rec.Errors) > 0 {
 			continue
 		}
-		chunk = append(chunk, ledger.Row{Line: rec.Line, Change: rec.Change})
+		chunk = append(chunk, jobs.Row{Line: rec.Line, Change: rec.Change})
 		if len(chunk) == cap(chunk) {
 			readErr = flush()
 		}
@@ -385,46 +346,14 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 			im.cfg.Progress(Progress{Phase: "enqueue", Rows: rows, Total: total})
 		}
 	}
-	close(work)
-	wg.Wait()
+	enqErr := enq.wait()
 	res.Enqueued = int(enqueued.Load())
 	res.Repaired = int(repaired.Load())
 	if readErr == nil {
-		readErr = context.Cause(ctx)
+		readErr = enqErr
 	}
 	if readErr != nil {
 		return fmt.Errorf("import stopped after %d rows (%d queued); run the same command again to resume: %w", rows, res.Enqueued+res.Repaired, readErr)
 	}
 	return nil
-}
-
-// retry calls fn until it succeeds, fails for good, ctx ends or
-// Config.RetryFor has passed since the first failure. Every error of a Redis
-// call is worth retrying except a task id conflict (the task exists) and
-// the end of ctx: a connection refused or reset while Redis restarts, a
-// LOADING reply while it reads its append-only file, a failover. Retrying an
-// Accept or an Enqueue whose answer was lost is safe: the ledger answers
-// StillPending and asynq answers ErrTaskIDConflict.
-func (im *Importer) retry(ctx context.Context, fn func() error) error {
-	var deadline time.Time
-	wait := 50 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || ctx.Err() != nil || im.cfg.RetryFor < 0 {
-			return err
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(im.cfg.RetryFor)
-		} else if time.Now().After(deadline) {
-			return fmt.Errorf("%w (retried for %v)", err, im.cfg.RetryFor)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }

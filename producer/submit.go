@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 
-	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
-	"github.com/orgconn/orgconn/worker/ledger"
 )
 
 // MaxSubmitChanges bounds one Submission.
@@ -18,7 +16,7 @@ const MaxSubmitChanges = 10_000
 type SubmitConfig struct {
 	// Ledger records each accepted change once and fixes its place in its
 	// pair's order.
-	Ledger *ledger.Ledger
+	Ledger Accepter
 	// Queue receives one task per accepted change.
 	Queue Enqueuer
 	// QueueName is the asynq queue. Empty means "orgconn".
@@ -26,6 +24,11 @@ type SubmitConfig struct {
 	// Concurrency is how many enqueue calls are in flight at once. Zero
 	// means 8.
 	Concurrency int
+	// Retry is how the Redis calls of a Submit (ledger accepts and
+	// enqueues) are retried; the caller's context bounds it too (a webhook
+	// request's timeout). The zero value retries for 1 min, with waits from
+	// 50 ms to 2 s.
+	Retry Retry
 }
 
 // Submission is a small list of changes submitted as one batch: a webhook
@@ -83,6 +86,7 @@ func NewSubmitter(cfg SubmitConfig) (*Submitter, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
+	cfg.Retry = cfg.Retry.withDefaults()
 	return &Submitter{cfg: cfg}, nil
 }
 
@@ -96,24 +100,28 @@ func (s *Submitter) Submit(ctx context.Context, sub Submission) (Receipt, error)
 		return Receipt{}, err
 	}
 	rec := Receipt{Batch: sub.Batch, TaskIDs: make([]string, len(sub.Changes))}
-	rows := make([]ledger.Row, len(sub.Changes))
+	rows := make([]jobs.Row, len(sub.Changes))
 	for i, c := range sub.Changes {
-		rows[i] = ledger.Row{Line: i + 1, Change: c}
+		rows[i] = jobs.Row{Line: i + 1, Change: c}
 		rec.TaskIDs[i] = jobs.TaskID(sub.Batch, i+1)
 	}
-	var todo []ledger.Row
-	for start := 0; start < len(rows); start += ledger.MaxAcceptRows {
-		chunk := rows[start:min(start+ledger.MaxAcceptRows, len(rows))]
-		acc, err := s.cfg.Ledger.Accept(ctx, sub.Batch, sub.Source, chunk)
+	var todo []jobs.Row
+	for start := 0; start < len(rows); start += jobs.MaxAcceptRows {
+		chunk := rows[start:min(start+jobs.MaxAcceptRows, len(rows))]
+		var acc []jobs.Acceptance
+		err := s.cfg.Retry.do(ctx, func() (err error) {
+			acc, err = s.cfg.Ledger.Accept(ctx, sub.Batch, sub.Source, chunk)
+			return err
+		})
 		if err != nil {
 			return rec, fmt.Errorf("submit batch %s: %w; submit it again to resume", sub.Batch, err)
 		}
 		for i, a := range acc {
 			switch a {
-			case ledger.Accepted:
+			case jobs.Accepted:
 				rec.Accepted++
 				todo = append(todo, chunk[i])
-			case ledger.StillPending:
+			case jobs.StillPending:
 				rec.Repeated++
 				todo = append(todo, chunk[i])
 			default:
@@ -153,42 +161,17 @@ func (sub Submission) check() error {
 
 // enqueue enqueues the rows' tasks with Concurrency calls in flight and
 // returns how many were new. It stops at the first failure.
-func (s *Submitter) enqueue(ctx context.Context, sub Submission, rows []ledger.Row) (int, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		mu  sync.Mutex
-		n   int
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, s.cfg.Concurrency)
-	)
+func (s *Submitter) enqueue(ctx context.Context, sub Submission, rows []jobs.Row) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	enq := startEnqueues(ctx, s.cfg.Queue, s.cfg.QueueName, min(s.cfg.Concurrency, len(rows)), 0, s.cfg.Retry)
+	var n atomic.Int64
 	for _, r := range rows {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if enq.add(r.Change, jobs.Origin{Batch: sub.Batch, Line: r.Line, Event: sub.Event}, &n) != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			task, opts, err := jobs.NewTask(r.Change, jobs.Origin{Batch: sub.Batch, Line: r.Line, Event: sub.Event}, s.cfg.QueueName)
-			if err == nil {
-				_, err = s.cfg.Queue.EnqueueContext(ctx, task, opts...)
-			}
-			switch {
-			case err == nil:
-				mu.Lock()
-				n++
-				mu.Unlock()
-			case errors.Is(err, asynq.ErrTaskIDConflict):
-				// Queued before: nothing new.
-			default:
-				cancel(fmt.Errorf("enqueue line %d: %w", r.Line, err))
-			}
-		}()
 	}
-	wg.Wait()
-	return n, context.Cause(ctx)
+	err := enq.wait()
+	return int(n.Load()), err
 }

@@ -127,7 +127,7 @@ func (q *flakyQueue) EnqueueContext(ctx context.Context, task *asynq.Task, opts 
 func TestSubmitAgainAfterAFailureCompletesWithoutDuplicates(t *testing.T) {
 	f := setupSubmit(t)
 	ctx := context.Background()
-	flaky, err := NewSubmitter(SubmitConfig{Ledger: f.ledger, Queue: &flakyQueue{Enqueuer: f.client, ok: 2}, QueueName: f.env.Queue, Concurrency: 1})
+	flaky, err := NewSubmitter(SubmitConfig{Ledger: f.ledger, Queue: &flakyQueue{Enqueuer: f.client, ok: 2}, QueueName: f.env.Queue, Concurrency: 1, Retry: Retry{For: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/jobs/jobstest"
+	"github.com/orgconn/orgconn/worker/changetask"
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/redistest"
@@ -241,7 +242,7 @@ func TestLoadReport(t *testing.T) {
 	apiQueue := env2.Queue + "api"
 	cl := asynq.NewClientFromRedisClient(env2.Client)
 	for _, r := range wrows {
-		task, opts, err := jobs.NewTask(r.Change, jobs.Origin{Batch: "api", Line: r.Line}, apiQueue)
+		task, opts, err := changetask.New(r.Change, jobs.Origin{Batch: "api", Line: r.Line}, apiQueue)
 		if err == nil {
 			_, err = cl.Enqueue(task, opts...)
 		}
@@ -320,7 +321,7 @@ func rawEnqueue(t *testing.T, env *redistest.Env, batch string, n, concurrency i
 					return
 				}
 				c := jobs.Change{Action: jobs.Enable, OrgID: fmt.Sprintf("org_%016d", i/10), ConnectionID: fmt.Sprintf("con_%016d", i%10), AssignMembershipOnLogin: jobs.True}
-				task, opts, err := jobs.NewTask(c, jobs.Origin{Batch: batch, Line: i + 1}, env.Queue)
+				task, opts, err := changetask.New(c, jobs.Origin{Batch: batch, Line: i + 1}, env.Queue)
 				if err == nil {
 					_, err = cl.Enqueue(task, opts...)
 				}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/changetask"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/redis/go-redis/v9"
 )
@@ -282,7 +283,7 @@ func (m *Manager) ensureTask(ctx context.Context, dl ledger.DeadLetter) (asynq.T
 	default:
 		return info.State, nil
 	}
-	task, opts, err := jobs.NewTask(dl.Change, jobs.Origin{Batch: dl.Batch, Line: dl.Line, Event: dl.Event}, m.cfg.Queue)
+	task, opts, err := changetask.New(dl.Change, jobs.Origin{Batch: dl.Batch, Line: dl.Line, Event: dl.Event}, m.cfg.Queue)
 	if err != nil {
 		return 0, err
 	}

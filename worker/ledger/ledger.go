@@ -80,27 +80,22 @@ func (l *Ledger) rowsKey(b string, line int) string {
 	return l.prefix + ":batch:" + b + ":rows:" + strconv.Itoa(line/RowsBlock)
 }
 
-// Row is one change to accept.
-type Row struct {
-	Line   int
-	Change jobs.Change
-}
+// Row is one change to accept. The accept vocabulary (Row, Acceptance and
+// MaxAcceptRows) lives in package jobs, so that producers hand rows to the
+// ledger without importing it; the names here are the same types.
+type Row = jobs.Row
 
 // MaxAcceptRows bounds one Accept call (one Lua script run).
-const MaxAcceptRows = 512
+const MaxAcceptRows = jobs.MaxAcceptRows
 
 // Acceptance says what Accept did with a row.
-type Acceptance int8
+type Acceptance = jobs.Acceptance
 
-// The acceptances.
+// The acceptances: see jobs.Resolved, jobs.Accepted and jobs.StillPending.
 const (
-	// Resolved: accepted before and already resolved; nothing to do.
-	Resolved Acceptance = 0
-	// Accepted: newly accepted; its task must be enqueued.
-	Accepted Acceptance = 1
-	// StillPending: accepted before and not resolved; its task should exist
-	// (enqueueing it again is harmless and repairs an interrupted import).
-	StillPending Acceptance = 2
+	Resolved     = jobs.Resolved
+	Accepted     = jobs.Accepted
+	StillPending = jobs.StillPending
 )
 
 // Accept records rows of batch as accepted, in the given order, each line at

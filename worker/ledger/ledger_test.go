@@ -35,7 +35,7 @@ func payload(batch string, line int, c jobs.Change) jobs.Payload {
 func TestAcceptIsIdempotentPerLine(t *testing.T) {
 	l, _ := setup(t)
 	ctx := context.Background()
-	rows := []Row{{2, change(jobs.Enable, "o1", "c1")}, {3, change(jobs.Remove, "o1", "c1")}, {4, change(jobs.Enable, "o2", "c1")}}
+	rows := []Row{{Line: 2, Change: change(jobs.Enable, "o1", "c1")}, {Line: 3, Change: change(jobs.Remove, "o1", "c1")}, {Line: 4, Change: change(jobs.Enable, "o2", "c1")}}
 	got, err := l.Accept(ctx, "b1", "csv:test", rows)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestAcceptIsIdempotentPerLine(t *testing.T) {
 	if want := []Acceptance{Accepted, Accepted, Accepted}; !equal(got, want) {
 		t.Fatalf("first Accept = %v, want %v", got, want)
 	}
-	got, err = l.Accept(ctx, "b1", "csv:test", append(rows, Row{5, change(jobs.Remove, "o2", "c1")}))
+	got, err = l.Accept(ctx, "b1", "csv:test", append(rows, Row{Line: 5, Change: change(jobs.Remove, "o2", "c1")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestOnlyTheHeadOfAPairMayAct(t *testing.T) {
 	ctx := context.Background()
 	first, second := change(jobs.Enable, "o1", "c1"), change(jobs.Update, "o1", "c1")
 	other := change(jobs.Enable, "o1", "c2")
-	if _, err := l.Accept(ctx, "b", "t", []Row{{2, first}, {3, second}, {4, other}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: first}, {Line: 3, Change: second}, {Line: 4, Change: other}}); err != nil {
 		t.Fatal(err)
 	}
 	if cl, _ := l.Claim(ctx, second, "b:3", "h2", time.Minute); cl.State != NotHead {
@@ -112,7 +112,7 @@ func TestLeaseExpiresAndCanBeReleased(t *testing.T) {
 	l, env := setup(t)
 	ctx := context.Background()
 	c := change(jobs.Remove, "o1", "c1")
-	if _, err := l.Accept(ctx, "b", "t", []Row{{2, c}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: c}}); err != nil {
 		t.Fatal(err)
 	}
 	if cl, _ := l.Claim(ctx, c, "b:2", "h1", 100*time.Millisecond); cl.State != Claimed {
@@ -145,7 +145,7 @@ func TestResolveRecordsOutcomesAndDeadLetters(t *testing.T) {
 	l, env := setup(t)
 	ctx := context.Background()
 	a, s, d := change(jobs.Enable, "o1", "c1"), change(jobs.Remove, "o2", "c1"), change(jobs.Remove, "o2", "c1")
-	if _, err := l.Accept(ctx, "b", "t", []Row{{2, a}, {3, s}, {4, d}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: a}, {Line: 3, Change: s}, {Line: 4, Change: d}}); err != nil {
 		t.Fatal(err)
 	}
 	mustClaim(t, l, a, "b:2")
@@ -171,7 +171,7 @@ func TestResolveRecordsOutcomesAndDeadLetters(t *testing.T) {
 	if got := dls[4]; got.Reason != dl.Reason || got.Status != 404 || got.Change != d || !got.At.Equal(dl.At) {
 		t.Fatalf("DeadLetters[4] = %+v, want %+v", got, dl)
 	}
-	got, err := l.Accept(ctx, "b", "t", []Row{{2, a}, {3, s}, {4, d}})
+	got, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: a}, {Line: 3, Change: s}, {Line: 4, Change: d}})
 	if err != nil || !equal(got, []Acceptance{Resolved, Resolved, Resolved}) {
 		t.Fatalf("Accept of resolved lines = %v, %v; want all Resolved", got, err)
 	}
@@ -186,10 +186,10 @@ func TestOrderHoldsAcrossBatches(t *testing.T) {
 	l, _ := setup(t)
 	ctx := context.Background()
 	c1, c2 := change(jobs.Enable, "o1", "c1"), change(jobs.Remove, "o1", "c1")
-	if _, err := l.Accept(ctx, "first", "t", []Row{{2, c1}}); err != nil {
+	if _, err := l.Accept(ctx, "first", "t", []Row{{Line: 2, Change: c1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Accept(ctx, "second", "t", []Row{{2, c2}}); err != nil {
+	if _, err := l.Accept(ctx, "second", "t", []Row{{Line: 2, Change: c2}}); err != nil {
 		t.Fatal(err)
 	}
 	if cl, _ := l.Claim(ctx, c2, "second:2", "h", time.Minute); cl.State != NotHead {
@@ -241,14 +241,14 @@ func TestAcceptKeepsOtherLinesOfTheSpan(t *testing.T) {
 	l, _ := setup(t)
 	ctx := context.Background()
 	c := func(i int) jobs.Change { return change(jobs.Enable, fmt.Sprint("o", i), "c1") }
-	if _, err := l.Accept(ctx, "b", "csv:t", []Row{{3, c(3)}, {6, c(6)}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "csv:t", []Row{{Line: 3, Change: c(3)}, {Line: 6, Change: c(6)}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := l.Resolve(ctx, payload("b", 6, c(6)), jobs.TaskID("b", 6), "h", Applied, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Close lines: 2..9 with gaps at 4 and 8; 3 still pending, 6 applied, 7 given twice.
-	got, err := l.Accept(ctx, "b", "csv:t", []Row{{2, c(2)}, {3, c(3)}, {5, c(5)}, {6, c(6)}, {7, c(7)}, {7, c(7)}, {9, c(9)}})
+	got, err := l.Accept(ctx, "b", "csv:t", []Row{{Line: 2, Change: c(2)}, {Line: 3, Change: c(3)}, {Line: 5, Change: c(5)}, {Line: 6, Change: c(6)}, {Line: 7, Change: c(7)}, {Line: 7, Change: c(7)}, {Line: 9, Change: c(9)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestAcceptKeepsOtherLinesOfTheSpan(t *testing.T) {
 		t.Fatalf("Accept of close lines = %v, want %v", got, want)
 	}
 	// Far apart: one by one.
-	got, err = l.Accept(ctx, "b", "csv:t", []Row{{4, c(4)}, {5000, c(5000)}})
+	got, err = l.Accept(ctx, "b", "csv:t", []Row{{Line: 4, Change: c(4)}, {Line: 5000, Change: c(5000)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestLinesKeepChangesFailuresAndOutcomes(t *testing.T) {
 	r := change(jobs.Remove, "o2", "c1")
 	p := change(jobs.Update, "o3", "c1")
 	// Lines on both sides of a rows block boundary.
-	rows := []Row{{2, a}, {RowsBlock + 1, r}, {RowsBlock + 5, p}}
+	rows := []Row{{Line: 2, Change: a}, {Line: RowsBlock + 1, Change: r}, {Line: RowsBlock + 5, Change: p}}
 	if _, err := l.Accept(ctx, "b", "csv:x.csv", rows); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestLinesKeepChangesFailuresAndOutcomes(t *testing.T) {
 func deadLine(t *testing.T, l *Ledger, batch string, line int, c jobs.Change) DeadLetter {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := l.Accept(ctx, batch, "t", []Row{{line, c}}); err != nil {
+	if _, err := l.Accept(ctx, batch, "t", []Row{{Line: line, Change: c}}); err != nil {
 		t.Fatal(err)
 	}
 	id := jobs.TaskID(batch, line)
@@ -144,7 +144,7 @@ func TestRequeueKeepsPairOrder(t *testing.T) {
 
 	// A later change to the pair, accepted (and applied): refused.
 	later := change(jobs.Remove, "o1", "c1")
-	if _, err := l.Accept(ctx, "b2", "t", []Row{{2, later}}); err != nil {
+	if _, err := l.Accept(ctx, "b2", "t", []Row{{Line: 2, Change: later}}); err != nil {
 		t.Fatal(err)
 	}
 	mustClaim(t, l, later, "b2:2")
@@ -161,7 +161,7 @@ func TestRequeueKeepsPairOrder(t *testing.T) {
 	// A later change still pending: refused too; forced, the requeued change
 	// goes after it.
 	pending := change(jobs.Update, "o1", "c1")
-	if _, err := l.Accept(ctx, "b3", "t", []Row{{2, pending}}); err != nil {
+	if _, err := l.Accept(ctx, "b3", "t", []Row{{Line: 2, Change: pending}}); err != nil {
 		t.Fatal(err)
 	}
 	if rr, _ := l.Requeue(ctx, dl, false, now); rr.State != RefusedLater || rr.Later != "b3:2" {
