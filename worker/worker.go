@@ -11,7 +11,6 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -212,16 +211,6 @@ func (w *Worker) Shutdown() {
 		w.cfg.Limiter.Stop()
 	}
 	w.srv.Shutdown()
-}
-
-// Run starts the worker and shuts it down when ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
-	if err := w.Start(); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	w.Shutdown()
-	return nil
 }
 
 // slogAdapter lets asynq log through slog.
