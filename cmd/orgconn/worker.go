@@ -50,15 +50,23 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "worker", workerSynopsis).withLogging().withProfile()
 	q := f.withQueue()
 	a := f.withAPI()
-	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
-	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
+	concurrency := f.Int("concurrency", worker.DefaultConcurrency, "changes worked on at once by this process (1 or more)")
+	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
 	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", ":9090"), "address of /metrics, /healthz and /readyz; empty: none (env ORGCONN_METRICS_ADDR)")
-	orphanCheck := f.Duration("orphan-check", 5*time.Second, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 leaves it to asynq (55 s to 2 min)")
+	orphanCheck := f.Duration("orphan-check", worker.DefaultOrphanCheck, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 turns the check off, leaving it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if f.NArg() != 0 {
 		return errorf(e, exitUsage, "worker: unexpected argument %q", f.Arg(0))
+	}
+	switch {
+	case *concurrency < 1:
+		return errorf(e, exitUsage, "worker: --concurrency %d: want 1 or more", *concurrency)
+	case *maxAttempts < 1:
+		return errorf(e, exitUsage, "worker: --max-attempts %d: want 1 or more", *maxAttempts)
+	case *orphanCheck < 0:
+		return errorf(e, exitUsage, "worker: --orphan-check %v: want a positive interval, or 0 for none", *orphanCheck)
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -106,12 +114,12 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		Redis: rdb, Ledger: l, API: api, Limiter: lim,
 		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
 		Observe:     m.Task,
-		OrphanCheck: orphanCheckConfig(*orphanCheck),
+		OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
 	})
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
-	m.SetWorker(q.queue, *concurrency)
+	m.SetWorker(q.queue, w.Config().Concurrency)
 	var working atomic.Bool
 	stopMetrics, err := serveMetrics(*metricsAddr, reg, func(ctx context.Context) error {
 		if !working.Load() {
@@ -124,7 +132,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	}
 	defer stopMetrics()
 	if st, err := lim.State(ctx); err == nil {
-		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
+		log.Info("worker starting", "queue", q.queue, "concurrency", w.Config().Concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
 	}
 	if err := w.Start(); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
@@ -166,13 +174,4 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 		}
 		<-done
 	}, nil
-}
-
-// orphanCheckConfig maps the --orphan-check flag (0: off) to
-// worker.Config.OrphanCheck (0: default, negative: off).
-func orphanCheckConfig(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }

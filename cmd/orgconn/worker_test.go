@@ -118,3 +118,21 @@ func TestWorkerRefusesATakenMetricsAddress(t *testing.T) {
 		t.Fatalf("metrics address in use: exit %d, %q", code, errOut)
 	}
 }
+
+func TestWorkerRefusesBadFlagsAsUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--concurrency", "0"}, "worker: --concurrency 0: want 1 or more"},
+		{[]string{"--concurrency", "-3"}, "worker: --concurrency -3: want 1 or more"},
+		{[]string{"--max-attempts", "0"}, "worker: --max-attempts 0: want 1 or more"},
+		{[]string{"--orphan-check", "-1s"}, "worker: --orphan-check -1s: want a positive interval, or 0 for none"},
+	} {
+		// No Redis and no credentials: a bad flag is found before either.
+		code, _, errOut := runCmd(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}, append([]string{"worker"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("worker %v: exit %d, %q; want %d and %q", tc.args, code, errOut, exitUsage, tc.want)
+		}
+	}
+}
