@@ -7,17 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/metrics"
-	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/ratelimit"
-	"github.com/orgconn/orgconn/worker/tokencache"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const workerSynopsis = `
@@ -77,7 +73,8 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	defer stopProfile()
-	if _, err := a.startBuckets(); err != nil {
+	start, err := a.startBuckets()
+	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	base, tokens, err := a.credentials(e)
@@ -89,59 +86,33 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer rdb.Close()
-	if cc, ok := tokens.(*mgmt.ClientCredentials); ok {
-		// One token for the whole fleet: the token endpoint has its own
-		// small rate limit.
-		tokens = tokencache.New(rdb, q.prefix, cc.Identity(), cc)
-	}
-	lim, err := a.limiter(ctx, rdb, q.prefix, base, log)
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: %v", err)
-	}
-	defer lim.Close()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: metrics: %v", err)
-	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.NewLimiterCollector(lim, log), metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb), log, q.queue))
-	api, err := a.client(ctx, base, tokens, m.Pacer(lim))
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: %v", err)
-	}
-	w, err := worker.New(worker.Config{
-		Redis: rdb, Ledger: l, API: api, Limiter: lim,
-		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
-		Observe:     m.Task,
-		OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
+	w, err := assembly.New(ctx, assembly.Config{
+		Redis: rdb, Ledger: l, BaseURL: base, Tokens: tokens,
+		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(),
+		Worker: worker.Config{
+			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts,
+			OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
+		},
+		Logger: log,
 	})
 	if err != nil {
-		return errorf(e, exitUsage, "worker: %v", err)
+		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
-	m.SetWorker(q.queue, w.Config().Concurrency)
-	var working atomic.Bool
-	stopMetrics, err := serveMetrics(*metricsAddr, reg, func(ctx context.Context) error {
-		if !working.Load() {
-			return errors.New("the worker is not working on the queue (starting or stopping)")
-		}
-		return rdb.Ping(ctx).Err()
-	}, log)
+	defer w.Close()
+	stopMetrics, err := serveMetrics(*metricsAddr, w.Registry, w.Ready, log)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer stopMetrics()
-	if st, err := lim.State(ctx); err == nil {
-		log.Info("worker starting", "queue", q.queue, "concurrency", w.Config().Concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
+	if st, err := w.Limiter.State(ctx); err == nil {
+		log.Info("worker starting", "queue", w.Config().Queue, "concurrency", w.Config().Concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
 	}
 	if err := w.Start(); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
-	working.Store(true)
 	<-ctx.Done()
-	working.Store(false) // not ready while stopping; /healthz still answers
-	w.Shutdown()
-	st := lim.Stats()
+	w.Shutdown() // not ready while stopping; /healthz still answers
+	st := w.Limiter.Stats()
 	log.Info("worker stopped", "calls", st.Calls, "throttled", st.Throttled, "waited", st.Waited.Round(time.Millisecond))
 	return exitOK
 }
