@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
@@ -25,10 +27,16 @@ queue; nothing is lost). Run as many worker processes as you like against
 one Redis: a pair's changes always take effect in the order they were
 accepted.
 
-With --metrics-addr (default :9090; empty turns it off) the worker serves
-  GET /metrics  Prometheus metrics (unauthenticated: keep it on an internal network)
+The worker serves, on --metrics-addr:
+  GET /metrics  Prometheus metrics; with a metrics token (ORGCONN_METRICS_TOKEN
+                or --metrics-token-file) only to "Authorization: Bearer <token>"
   GET /healthz  200 while the process runs
   GET /readyz   200 while it works on the queue and Redis answers, else 503
+The default, 127.0.0.1:9464, is this machine only; when another worker on this
+machine holds it, the worker takes a free loopback port instead and logs it
+("serving metrics" addr=…). Other hosts reach it only when asked:
+--metrics-addr :9464 (or 0.0.0.0:9464) listens on every interface. An address
+given explicitly that is taken is an error; --metrics-addr '' serves nothing.
 
 Shutdown waits up to 40 s for calls in flight: give a supervisor's grace
 period (Kubernetes terminationGracePeriodSeconds) more than that.
@@ -48,7 +56,8 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	a := f.withAPI()
 	concurrency := f.Int("concurrency", worker.DefaultConcurrency, "changes worked on at once by this process (1 or more)")
 	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
-	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", ":9090"), "address of /metrics, /healthz and /readyz; empty: none (env ORGCONN_METRICS_ADDR)")
+	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", defaultMetricsAddr), "address of /metrics, /healthz and /readyz: loopback unless asked (:9464 is every interface); a taken default falls back to a free loopback port; empty: none (env ORGCONN_METRICS_ADDR)")
+	mt := f.withMetricsToken()
 	orphanCheck := f.Duration("orphan-check", worker.DefaultOrphanCheck, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 turns the check off, leaving it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
@@ -68,6 +77,14 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
+	metricsToken, err := mt.token(e)
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	// Only the default may fall back to another port: an address someone
+	// chose is where they will scrape.
+	explicitMetricsAddr := e.getenv("ORGCONN_METRICS_ADDR") != ""
+	f.Visit(func(fl *flag.Flag) { explicitMetricsAddr = explicitMetricsAddr || fl.Name == "metrics-addr" })
 	stopProfile, err := f.startProfile()
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
@@ -99,7 +116,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer w.Close()
-	stopMetrics, err := serveMetrics(*metricsAddr, w.Registry, w.Ready, log)
+	stopMetrics, err := serveMetrics(metricsServer{addr: *metricsAddr, explicit: explicitMetricsAddr, token: metricsToken}, w.Registry, w.Ready, log)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
@@ -117,17 +134,38 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz at addr until stop is
-// called; an empty addr serves nothing.
-func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
+// metricsServer says where and how serveMetrics serves.
+type metricsServer struct {
+	addr string
+	// explicit: addr was chosen (flag or environment), so a taken addr is
+	// an error rather than a reason to fall back to a free loopback port.
+	explicit bool
+	// token, if not empty, must come with every GET /metrics as a bearer
+	// token.
+	token string
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz as ms says until stop
+// is called; an empty address serves nothing.
+func serveMetrics(ms metricsServer, g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
+	if ms.addr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w (a second worker on one machine needs its own --metrics-addr, or --metrics-addr '' for none)", addr, err)
+	ln, err := net.Listen("tcp", ms.addr)
+	if err != nil && !ms.explicit && errors.Is(err, syscall.EADDRINUSE) {
+		// Another worker on this machine has the default: take any free
+		// loopback port, so that several workers start with no flags.
+		var ferr error
+		if ln, ferr = net.Listen("tcp", "127.0.0.1:0"); ferr == nil {
+			log.Info("the default metrics address is taken (another worker on this machine?): serving on a free loopback port instead",
+				"default", ms.addr, "addr", ln.Addr().String())
+			err = nil
+		}
 	}
-	srv := metrics.NewServer(addr, metrics.Handler(g, ready))
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w (give another address, leave --metrics-addr and ORGCONN_METRICS_ADDR unset for a free loopback port, or --metrics-addr '' for none)", ms.addr, err)
+	}
+	srv := metrics.NewServer(ms.addr, metrics.ProtectMetrics(ms.token, metrics.Handler(g, ready)))
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {
@@ -136,7 +174,8 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+","+metrics.PathHealthz+","+metrics.PathReadyz)
+	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+","+metrics.PathHealthz+","+metrics.PathReadyz,
+		"metrics_token", ms.token != "", "loopback_only", isLoopback(ln.Addr()))
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -145,4 +184,11 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 		}
 		<-done
 	}, nil
+}
+
+// isLoopback reports whether a listener's address is reachable from this
+// machine only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
