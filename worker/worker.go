@@ -129,21 +129,26 @@ func (c *Config) validate() error {
 	if c.API == nil {
 		errs = append(errs, errors.New("worker: Config.API is required"))
 	}
-	positive := func(name string, v, def any, bad bool) {
-		if bad {
-			errs = append(errs, fmt.Errorf("worker: Config.%s is %v: want a positive value (0: %v)", name, v, def))
+	for _, f := range []struct {
+		name      string
+		negative  bool
+		value, is any // the value given, the default zero stands for
+	}{
+		{"Concurrency", c.Concurrency < 0, c.Concurrency, DefaultConcurrency},
+		{"MaxAttempts", c.MaxAttempts < 0, c.MaxAttempts, DefaultMaxAttempts},
+		{"BackoffBase", c.BackoffBase < 0, c.BackoffBase, DefaultBackoffBase},
+		{"BackoffMax", c.BackoffMax < 0, c.BackoffMax, DefaultBackoffMax},
+		{"WaitDelay", c.WaitDelay < 0, c.WaitDelay, DefaultWaitDelay},
+		{"PollInterval", c.PollInterval < 0, c.PollInterval, DefaultPollInterval},
+		{"Lease", c.Lease < 0, c.Lease, DefaultLease},
+		{"OrphanCheck", c.OrphanCheck < 0, c.OrphanCheck, DefaultOrphanCheck},
+		{"OrphanGrace", c.OrphanGrace < 0, c.OrphanGrace, DefaultOrphanGrace},
+		{"ShutdownTimeout", c.ShutdownTimeout < 0, c.ShutdownTimeout, DefaultShutdownTimeout},
+	} {
+		if f.negative {
+			errs = append(errs, fmt.Errorf("worker: Config.%s is %v: want a positive value (0: %v)", f.name, f.value, f.is))
 		}
 	}
-	positive("Concurrency", c.Concurrency, DefaultConcurrency, c.Concurrency < 0)
-	positive("MaxAttempts", c.MaxAttempts, DefaultMaxAttempts, c.MaxAttempts < 0)
-	positive("BackoffBase", c.BackoffBase, DefaultBackoffBase, c.BackoffBase < 0)
-	positive("BackoffMax", c.BackoffMax, DefaultBackoffMax, c.BackoffMax < 0)
-	positive("WaitDelay", c.WaitDelay, DefaultWaitDelay, c.WaitDelay < 0)
-	positive("PollInterval", c.PollInterval, DefaultPollInterval, c.PollInterval < 0)
-	positive("Lease", c.Lease, DefaultLease, c.Lease < 0)
-	positive("OrphanCheck", c.OrphanCheck, DefaultOrphanCheck, c.OrphanCheck < 0)
-	positive("OrphanGrace", c.OrphanGrace, DefaultOrphanGrace, c.OrphanGrace < 0)
-	positive("ShutdownTimeout", c.ShutdownTimeout, DefaultShutdownTimeout, c.ShutdownTimeout < 0)
 	if c.NoOrphanCheck && c.OrphanCheck != 0 {
 		errs = append(errs, fmt.Errorf("worker: Config.OrphanCheck is %v but Config.NoOrphanCheck is set: give one", c.OrphanCheck))
 	}
