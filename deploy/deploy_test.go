@@ -259,7 +259,7 @@ func TestKubernetesManifests(t *testing.T) {
 
 	// Worker.
 	wd := mustObj(t, objs, "Deployment/orgconn-worker")
-	wc := checkWorkload(t, wd, cm, secret, "REDIS_URL", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET")
+	wc := checkWorkload(t, wd, cm, secret, "REDIS_URL", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "ORGCONN_METRICS_TOKEN")
 	if a := list(wc, "args"); len(a) == 0 || a[0] != "worker" {
 		t.Errorf("worker container args %v, want the worker command", a)
 	}
@@ -268,6 +268,11 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("worker terminationGracePeriodSeconds = %d, want %d (the worker's %v shutdown timeout + %v)", g, want, worker.DefaultShutdownTimeout, graceMargin)
 	}
 	metricsPort := portOf(t, str(cm, "data", "ORGCONN_METRICS_ADDR"))
+	// The worker's own default is loopback only: in a pod, the probes and
+	// Prometheus need every interface, asked for explicitly.
+	if host, _, _ := net.SplitHostPort(str(cm, "data", "ORGCONN_METRICS_ADDR")); host != "" && host != "0.0.0.0" {
+		t.Errorf("ORGCONN_METRICS_ADDR %q: the kubelet's probes cannot reach %s", str(cm, "data", "ORGCONN_METRICS_ADDR"), host)
+	}
 	if containerPort(wc, "metrics") != metricsPort {
 		t.Errorf("worker port \"metrics\" = %d, ORGCONN_METRICS_ADDR listens on %d", containerPort(wc, "metrics"), metricsPort)
 	}
@@ -288,7 +293,7 @@ func TestKubernetesManifests(t *testing.T) {
 
 	// Serve and its Service.
 	sd := mustObj(t, objs, "Deployment/orgconn-serve")
-	sc := checkWorkload(t, sd, cm, secret, "REDIS_URL", "ORGCONN_WEBHOOK_SECRET")
+	sc := checkWorkload(t, sd, cm, secret, "REDIS_URL", "ORGCONN_WEBHOOK_SECRET", "ORGCONN_METRICS_TOKEN")
 	if a := list(sc, "args"); len(a) == 0 || a[0] != "serve" {
 		t.Errorf("serve container args %v, want the serve command", a)
 	}
@@ -583,7 +588,15 @@ func TestCompose(t *testing.T) {
 	if hostPort("the import tool's REDIS_URL (from x-orgconn)", str(services["import"], "environment", "REDIS_URL")) != 6379 {
 		t.Error("import REDIS_URL does not use port 6379")
 	}
+	if host, _, _ := net.SplitHostPort(str(w, "environment", "ORGCONN_METRICS_ADDR")); host != "" && host != "0.0.0.0" {
+		t.Errorf("worker ORGCONN_METRICS_ADDR %q: other containers cannot reach it", str(w, "environment", "ORGCONN_METRICS_ADDR"))
+	}
 	serve := services["serve"]
+	for name, s := range map[string]any{"worker": w, "serve": serve} {
+		if tok := str(s, "environment", "ORGCONN_METRICS_TOKEN"); tok != "" && len(tok) < 16 {
+			t.Errorf("%s ORGCONN_METRICS_TOKEN is shorter than 16 characters: it would refuse to start", name)
+		}
+	}
 	if len(str(serve, "environment", "ORGCONN_WEBHOOK_SECRET")) < 16 {
 		t.Error("serve has no webhook secret of at least 16 characters: it would refuse to start")
 	}

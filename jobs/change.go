@@ -10,7 +10,6 @@ package jobs
 import (
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -214,9 +213,15 @@ func (c Change) Validate() []FieldError {
 	return errs
 }
 
+// IDCharacters says which characters an id may hold, for error messages and
+// documentation.
+const IDCharacters = `only letters, digits, "_" and "-" are allowed`
+
 // CheckID returns what is wrong with an organization or connection id, or ""
-// when it is acceptable: 1 to 50 characters of valid UTF-8 with no white
-// space, control characters, '/', '?', '#' or '%' (ids go into URL paths).
+// when it is acceptable: 1 to 50 characters, each an ASCII letter, digit,
+// '_' or '-' — the characters of Auth0's ids (org_…, con_…) and names. Ids
+// go into URL paths: this excludes '/', '?', '#', '%', white space, control
+// characters and the dot segments "." and "..", with nothing to escape.
 func CheckID(id string) string {
 	if id == "" {
 		return "is empty"
@@ -228,16 +233,17 @@ func CheckID(id string) string {
 		return fmt.Sprintf("%s is %d characters, the limit is %d", quoteShort(id), n, MaxIDLength)
 	}
 	for _, r := range id {
-		switch {
-		case unicode.IsSpace(r):
-			return fmt.Sprintf("%s contains white space", quoteShort(id))
-		case unicode.IsControl(r):
-			return fmt.Sprintf("%s contains a control character", quoteShort(id))
-		case r == '/' || r == '?' || r == '#' || r == '%':
-			return fmt.Sprintf("%s contains %q, which is not allowed in an id", quoteShort(id), r)
+		if !IsIDRune(r) {
+			return fmt.Sprintf("%s contains %s: %s", quoteShort(id), quoteShort(string(r)), IDCharacters)
 		}
 	}
 	return ""
+}
+
+// IsIDRune reports whether r may appear in an id: an ASCII letter or digit,
+// '_' or '-'.
+func IsIDRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-'
 }
 
 // quoteShort quotes s for an error message, cut to a readable length so that

@@ -22,10 +22,14 @@ func TestValidate(t *testing.T) {
 		{"empty action", Change{OrgID: "o", ConnectionID: "c"}, []string{"action: is empty"}},
 		{"empty ids", Change{Action: Enable}, []string{"org_id: is empty", "connection_id: is empty"}},
 		{"long id", Change{Action: Enable, OrgID: long, ConnectionID: "c"}, []string{"org_id: ", "is 51 characters, the limit is 50"}},
-		{"space", Change{Action: Enable, OrgID: "org 1", ConnectionID: "c"}, []string{"org_id: ", "white space"}},
-		{"slash", Change{Action: Enable, OrgID: "o", ConnectionID: "../c"}, []string{"connection_id: ", "'/'"}},
-		{"percent", Change{Action: Enable, OrgID: "o%2F", ConnectionID: "c"}, []string{"org_id: ", "'%'"}},
-		{"control", Change{Action: Enable, OrgID: "o\x00", ConnectionID: "c"}, []string{"org_id: ", "control character"}},
+		{"letters digits _ -", Change{Action: Enable, OrgID: "org_A1b2-C3", ConnectionID: "con-Z_9"}, nil},
+		{"space", Change{Action: Enable, OrgID: "org 1", ConnectionID: "c"}, []string{`org_id: "org 1" contains " ": ` + IDCharacters}},
+		{"slash", Change{Action: Enable, OrgID: "o", ConnectionID: "../c"}, []string{`connection_id: "../c" contains ".": ` + IDCharacters}},
+		{"dot dot", Change{Action: Remove, OrgID: "org_abc", ConnectionID: ".."}, []string{`connection_id: ".." contains ".": only letters, digits, "_" and "-" are allowed`}},
+		{"dot", Change{Action: Remove, OrgID: ".", ConnectionID: "c"}, []string{`org_id: "." contains ".": ` + IDCharacters}},
+		{"percent", Change{Action: Enable, OrgID: "o%2F", ConnectionID: "c"}, []string{`org_id: "o%2F" contains "%": ` + IDCharacters}},
+		{"control", Change{Action: Enable, OrgID: "o\x00", ConnectionID: "c"}, []string{`org_id: "o\x00" contains "\x00": ` + IDCharacters}},
+		{"unicode", Change{Action: Enable, OrgID: "org_é", ConnectionID: "c"}, []string{`org_id: "org_é" contains "é": ` + IDCharacters}},
 		{"bad utf8", Change{Action: Enable, OrgID: "o\xff", ConnectionID: "c"}, []string{"org_id: is not valid UTF-8"}},
 		{"flag on remove", Change{Action: Remove, OrgID: "o", ConnectionID: "c", ShowAsButton: True}, []string{"show_as_button: is not allowed on remove"}},
 		{"update without flags", Change{Action: Update, OrgID: "o", ConnectionID: "c"}, []string{"action: update needs at least one of"}},
@@ -49,6 +53,19 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCheckIDRefusesWhatAURLPathWouldChange(t *testing.T) {
+	for _, id := range []string{".", "..", "a/b", "%2e%2e", "a?b", "a#b", "a;b", "a\\b", "a b", "a\tb", "a\nb", "é", "ｏｒｇ", "org_\u202e", "a:b", "a@b", "a+b", "a~b", "a.b"} {
+		if CheckID(id) == "" {
+			t.Errorf("CheckID(%q) accepted it", id)
+		}
+	}
+	for _, id := range []string{"org_A1b2C3d4E5f6G7h8", "con_DbPw0000000000001", "acme-1", "x", strings.Repeat("a", MaxIDLength)} {
+		if p := CheckID(id); p != "" {
+			t.Errorf("CheckID(%q) = %q, want it accepted", id, p)
+		}
 	}
 }
 

@@ -156,8 +156,8 @@ func TestReaderKeepsLineNumbersAcrossQuotedLineBreaks(t *testing.T) {
 	if len(recs[0].Errors) != 0 || recs[0].Change.OrgID != "org_1" || len(recs[4].Errors) != 0 {
 		t.Errorf("valid rows read as %+v and %+v", recs[0], recs[4])
 	}
-	if len(recs[1].Errors) != 0 || recs[1].Change.ConnectionID != "con,1" {
-		t.Errorf("quoted comma: record %+v, want connection id \"con,1\"", recs[1])
+	if recs[1].Change.ConnectionID != "con,1" || len(recs[1].Errors) != 1 || recs[1].Errors[0].Line != 3 || recs[1].Errors[0].Field != "connection_id" {
+		t.Errorf("quoted comma: record %+v, want connection id \"con,1\" read whole and refused on line 3", recs[1])
 	}
 	for _, i := range []int{2, 3} { // a line break inside an id is a control character
 		if len(recs[i].Errors) == 0 || recs[i].Errors[0].Line != recs[i].Line || recs[i].Errors[0].Field != "connection_id" && recs[i].Errors[0].Field != "org_id" {

@@ -215,8 +215,9 @@ func TestCSVReaderHandlesRealWorldFiles(t *testing.T) {
 	if got, want := lines, []int{2, 4, 5, 6, 8}; len(got) != len(want) || got[0] != 2 || got[1] != 4 || got[2] != 5 || got[3] != 6 || got[4] != 8 {
 		t.Fatalf("record lines = %v, want %v", got, want)
 	}
-	if len(bad) != 1 || !strings.Contains(bad[0], "line 6: org_id:") || !strings.Contains(bad[0], "white space") {
-		t.Fatalf("errors = %q; want only line 6 (an id with a line break)", bad)
+	if len(bad) != 2 || !strings.HasPrefix(bad[0], `line 5: org_id: "org,3" contains ",": only letters, digits`) ||
+		!strings.HasPrefix(bad[1], `line 6: org_id: "org\n4" contains "\n": only letters, digits`) {
+		t.Fatalf("errors = %q; want lines 5 (a comma in an id) and 6 (a line break in an id)", bad)
 	}
 }
 

@@ -44,8 +44,12 @@ func settings(c jobs.Change) mgmt.Settings {
 //     given flags, or nothing when none is given;
 //   - update: PATCH;
 //   - remove: DELETE; a 404 means "already not enabled" unless the
-//     organization itself is unknown, which one read (from the read budget)
-//     tells apart without reading message text.
+//     organization itself is unknown.
+//
+// Whatever the action, a 404 whose organization turns out to be unknown is
+// reported as one cause, errUnknownOrg (unknown_organization), told apart
+// from an unknown or not enabled connection (not_found) by one read of the
+// organization (from the read budget), never by reading message text.
 //
 // Each call is repeated while it is throttled (429): the pacer holds it until
 // the budget is back, and throttling spends no attempt.
@@ -58,39 +62,61 @@ func apply(ctx context.Context, api API, c jobs.Change) error {
 			return err
 		})
 		if mgmt.StatusOf(err) != http.StatusConflict {
-			return err
+			return explainNotFound(ctx, api, c.OrgID, err)
 		}
 		if s.Empty() {
 			return nil
 		}
-		return untilNotThrottled(ctx, func() error {
+		return explainNotFound(ctx, api, c.OrgID, untilNotThrottled(ctx, func() error {
 			_, err := api.Update(ctx, c.OrgID, c.ConnectionID, s)
 			return err
-		})
+		}))
 	case jobs.Update:
-		return untilNotThrottled(ctx, func() error {
+		return explainNotFound(ctx, api, c.OrgID, untilNotThrottled(ctx, func() error {
 			_, err := api.Update(ctx, c.OrgID, c.ConnectionID, s)
 			return err
-		})
+		}))
 	case jobs.Remove:
 		err := untilNotThrottled(ctx, func() error { return api.Remove(ctx, c.OrgID, c.ConnectionID) })
-		var notFound *mgmt.APIError
-		if !errors.As(err, &notFound) || notFound.Status != http.StatusNotFound {
+		if mgmt.StatusOf(err) != http.StatusNotFound {
 			return err
 		}
-		check := untilNotThrottled(ctx, func() error {
-			_, err := api.List(ctx, c.OrgID, 0, 1)
-			return err
-		})
-		if check == nil {
+		err = explainNotFound(ctx, api, c.OrgID, err)
+		if !isUnknownOrg(err) && mgmt.StatusOf(err) == http.StatusNotFound {
 			return nil // the organization exists: the connection is already not enabled
 		}
-		if mgmt.StatusOf(check) == http.StatusNotFound {
-			return &errUnknownOrg{notFound}
-		}
-		return check
+		return err
 	}
 	return errors.New("unknown action " + string(c.Action))
+}
+
+// explainNotFound returns err, unless it is a 404 from the Management API:
+// then it reads the organization (one item of its enabled connections) and
+// returns errUnknownOrg when that read is a 404 too, err when the
+// organization exists (the connection is unknown, or not enabled), or the
+// read's own error (a 5xx, say: the change is tried again).
+func explainNotFound(ctx context.Context, api API, orgID string, err error) error {
+	var notFound *mgmt.APIError
+	if !errors.As(err, &notFound) || notFound.Status != http.StatusNotFound {
+		return err
+	}
+	check := untilNotThrottled(ctx, func() error {
+		_, err := api.List(ctx, orgID, 0, 1)
+		return err
+	})
+	switch {
+	case check == nil:
+		return err
+	case mgmt.StatusOf(check) == http.StatusNotFound:
+		return &errUnknownOrg{notFound}
+	}
+	return check
+}
+
+// isUnknownOrg reports whether err is errUnknownOrg.
+func isUnknownOrg(err error) bool {
+	var u *errUnknownOrg
+	return errors.As(err, &u)
 }
 
 // untilNotThrottled runs call until its answer is something other than 429.

@@ -106,7 +106,7 @@ func TestOperatingABatchWithFailures(t *testing.T) {
 	assign := func(ch *jobs.Change) { ch.AssignMembershipOnLogin = jobs.True }
 	rows := []jobstest.Row{
 		row(2, jobs.Enable, o[0], c[0].ID, nil),     // applied
-		row(3, jobs.Enable, unknown1, c[0].ID, nil), // dead: unknown organization
+		row(3, jobs.Enable, unknown1, c[0].ID, nil), // dead: unknown organization (the same reason as line 7)
 		row(4, jobs.Update, o[1], c[1].ID, showOff), // dead: update of a pair not enabled
 		row(5, jobs.Enable, o[2], c[0].ID, showOn),  // superseded by line 6
 		row(6, jobs.Remove, o[2], c[0].ID, nil),     // applied
@@ -136,7 +136,7 @@ func TestOperatingABatchWithFailures(t *testing.T) {
 		t.Errorf("report summary = %+v", sum)
 	}
 	want := map[string]struct{ outcome, reason, status, attempts string }{
-		"2": {"applied", "", "", "1"}, "3": {"failed", "not_found: No organization", "404", "1"}, "4": {"failed", "not_found", "404", "1"},
+		"2": {"applied", "", "", "1"}, "3": {"failed", "unknown_organization: No organization", "404", "1"}, "4": {"failed", "not_found", "404", "1"},
 		"5": {"superseded", "a later change", "", "0"}, "6": {"applied", "", "", "1"}, "7": {"failed", "unknown_organization", "404", "1"},
 		"8": {"applied", "", "", "1"}, "9": {"failed", "not_found", "404", "1"}, "10": {"applied", "", "", "1"},
 	}

@@ -98,6 +98,7 @@ func (e *errUnknownOrg) Unwrap() error { return e.err }
 //	403, 404, 409 and other 4xx          → Dead
 //	token endpoint 429                   → Throttled
 //	token endpoint 4xx                   → Dead; token endpoint 5xx or no answer → Retry
+//	an id no URL path may carry          → Dead (invalid_payload), no request sent
 func Classify(err error) Outcome {
 	if err == nil {
 		return Outcome{Kind: Done, Reason: ReasonApplied}
@@ -107,12 +108,15 @@ func Classify(err error) Outcome {
 		api        *mgmt.APIError
 		network    *mgmt.NetworkError
 		token      *mgmt.TokenError
+		badID      *mgmt.InvalidIDError
 	)
 	switch {
 	case errors.Is(err, ratelimit.ErrStopped), errors.Is(err, context.Canceled):
 		return Outcome{Kind: Interrupted, Reason: ReasonStopping, Message: err.Error()}
 	case errors.Is(err, ratelimit.ErrUnavailable):
 		return Outcome{Kind: Interrupted, Reason: ReasonLimiterDown, Message: err.Error()}
+	case errors.As(err, &badID):
+		return Outcome{Kind: Dead, Reason: ReasonBadPayload, Message: err.Error()}
 	case errors.As(err, &unknownOrg):
 		return Outcome{Kind: Dead, Reason: ReasonUnknownOrg, Status: unknownOrg.err.Status, ErrorCode: unknownOrg.err.ErrorCode, Message: unknownOrg.err.Message}
 	case errors.As(err, &api):

@@ -33,6 +33,7 @@ func TestClassify(t *testing.T) {
 		{"404", api(404, ""), Dead, ReasonNotFound},
 		{"409", api(409, "connection_already_enabled"), Dead, ReasonConflict},
 		{"413", api(413, ""), Dead, ReasonRejected},
+		{"id refused by a path builder", fmt.Errorf("x: %w", &mgmt.InvalidIDError{Field: "connection id", ID: ".."}), Dead, ReasonBadPayload},
 		{"unknown organization", &errUnknownOrg{&mgmt.APIError{Status: 404}}, Dead, ReasonUnknownOrg},
 		{"dropped connection", &mgmt.NetworkError{Method: "POST", Path: "/x", Err: &net.OpError{Op: "read", Err: errors.New("connection reset")}}, Retry, ReasonNetwork},
 		{"request timeout", &mgmt.NetworkError{Method: "POST", Path: "/x", Err: context.DeadlineExceeded}, Retry, ReasonTimeout},

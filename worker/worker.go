@@ -11,7 +11,7 @@
 package worker
 
 import (
-	"context"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,23 +27,39 @@ import (
 // DefaultQueue is the asynq queue orgconn uses unless told otherwise.
 const DefaultQueue = "orgconn"
 
-// DefaultShutdownTimeout is how long a stopping worker waits for calls in
-// flight unless Config.ShutdownTimeout says otherwise: the API client's
-// 30 s request timeout plus margin. A supervisor's grace period (Kubernetes'
-// terminationGracePeriodSeconds, Compose's stop_grace_period) must be longer.
-const DefaultShutdownTimeout = 40 * time.Second
+// The defaults a zero Config field stands for. They live here only; the
+// command's flags start from them.
+const (
+	DefaultConcurrency  = 10
+	DefaultMaxAttempts  = 8
+	DefaultBackoffBase  = time.Second
+	DefaultBackoffMax   = 5 * time.Minute
+	DefaultWaitDelay    = time.Second
+	DefaultPollInterval = 500 * time.Millisecond
+	DefaultLease        = 30 * time.Second
+	DefaultOrphanCheck  = 5 * time.Second
+	DefaultOrphanGrace  = 5 * time.Second
+	// DefaultShutdownTimeout is how long a stopping worker waits for calls
+	// in flight: the API client's 30 s request timeout plus margin. A
+	// supervisor's grace period (Kubernetes' terminationGracePeriodSeconds,
+	// Compose's stop_grace_period) must be longer.
+	DefaultShutdownTimeout = 40 * time.Second
+)
 
 // Stopper is a limiter that can be told to stop handing out budget.
 type Stopper interface{ Stop() }
 
-// Config configures a Worker. Redis, Ledger and API are required.
+// Config configures a Worker. Redis, Ledger and API are required. A zero
+// field means its default (the Default… constants); a negative number or
+// duration is an error that New reports naming the field, never a value
+// silently replaced.
 type Config struct {
-	// Redis is the server holding the queue and the ledger.
+	// Redis is the server holding the queue and the ledger. Required.
 	Redis redis.UniversalClient
-	// Ledger is the record of accepted changes.
+	// Ledger is the record of accepted changes. Required.
 	Ledger *ledger.Ledger
 	// API makes the Management API calls; it must be paced by a limiter
-	// (mgmt.Config.Pacer).
+	// (mgmt.Config.Pacer). Required.
 	API API
 	// Limiter, if not nil, is stopped first at shutdown so that calls
 	// waiting for budget give up at once instead of holding shutdown.
@@ -51,36 +67,41 @@ type Config struct {
 	// Queue is the asynq queue. Empty means DefaultQueue.
 	Queue string
 	// Concurrency is how many changes this process works on at once. Zero
-	// means 10.
+	// means DefaultConcurrency (10).
 	Concurrency int
 	// MaxAttempts is how many failed attempts (5xx, network, timeout) a
 	// change gets before it is dead-lettered; throttling and waiting for its
-	// turn do not count. Zero means 8.
+	// turn do not count. Zero means DefaultMaxAttempts (8).
 	MaxAttempts int
 	// BackoffBase and BackoffMax shape the back-off after a failed attempt:
 	// BackoffBase·2^(attempt-1), capped at BackoffMax, with jitter. Zero
-	// means 1 s and 5 min.
+	// means DefaultBackoffBase (1 s) and DefaultBackoffMax (5 min);
+	// BackoffMax must not be below BackoffBase.
 	BackoffBase, BackoffMax time.Duration
 	// WaitDelay is how soon a change that found an earlier change of its pair
 	// pending looks again (it is also woken as soon as that change resolves).
-	// Zero means 1 s.
+	// Zero means DefaultWaitDelay (1 s).
 	WaitDelay time.Duration
 	// PollInterval is how often asynq looks for due retries and for new
-	// tasks in an empty queue. Zero means 500 ms.
+	// tasks in an empty queue. Zero means DefaultPollInterval (500 ms).
 	PollInterval time.Duration
 	// Lease is how long a claim on a pair lasts unless renewed; a worker that
-	// dies holding one delays its pair by at most this. Zero means 30 s.
+	// dies holding one delays its pair by at most this. Zero means
+	// DefaultLease (30 s).
 	Lease time.Duration
 	// OrphanCheck is how often this worker looks for tasks left active by a
-	// worker that died (see orphans.go). Zero means 5 s; negative turns the
-	// check off, leaving it to asynq's recoverer (55 s to 2 min).
+	// worker that died (see orphans.go). Zero means DefaultOrphanCheck
+	// (5 s). NoOrphanCheck turns the check off instead.
 	OrphanCheck time.Duration
+	// NoOrphanCheck turns the orphan check off, leaving orphaned tasks to
+	// asynq's recoverer (55 s to 2 min). OrphanCheck must then be zero.
+	NoOrphanCheck bool
 	// OrphanGrace is how long after its asynq lease expired a task counts
 	// as orphaned: a margin for clock differences between hosts. Zero means
-	// 5 s.
+	// DefaultOrphanGrace (5 s).
 	OrphanGrace time.Duration
 	// ShutdownTimeout is how long shutdown waits for calls in flight. Zero
-	// means DefaultShutdownTimeout.
+	// means DefaultShutdownTimeout (40 s).
 	ShutdownTimeout time.Duration
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -95,43 +116,65 @@ type Config struct {
 	Observe func(jobs.Action, Outcome)
 }
 
-func (c *Config) defaults() error {
-	if c.Redis == nil || c.Ledger == nil || c.API == nil {
-		return errors.New("worker: Config.Redis, Config.Ledger and Config.API are required")
+// validate reports every problem with c, each naming its field; none means
+// withDefaults may fill in the zero fields.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("worker: Config.Redis is required"))
 	}
-	if c.Queue == "" {
-		c.Queue = DefaultQueue
+	if c.Ledger == nil {
+		errs = append(errs, errors.New("worker: Config.Ledger is required"))
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 10
+	if c.API == nil {
+		errs = append(errs, errors.New("worker: Config.API is required"))
 	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 8
+	for _, f := range []struct {
+		name      string
+		negative  bool
+		value, is any // the value given, the default zero stands for
+	}{
+		{"Concurrency", c.Concurrency < 0, c.Concurrency, DefaultConcurrency},
+		{"MaxAttempts", c.MaxAttempts < 0, c.MaxAttempts, DefaultMaxAttempts},
+		{"BackoffBase", c.BackoffBase < 0, c.BackoffBase, DefaultBackoffBase},
+		{"BackoffMax", c.BackoffMax < 0, c.BackoffMax, DefaultBackoffMax},
+		{"WaitDelay", c.WaitDelay < 0, c.WaitDelay, DefaultWaitDelay},
+		{"PollInterval", c.PollInterval < 0, c.PollInterval, DefaultPollInterval},
+		{"Lease", c.Lease < 0, c.Lease, DefaultLease},
+		{"OrphanCheck", c.OrphanCheck < 0, c.OrphanCheck, DefaultOrphanCheck},
+		{"OrphanGrace", c.OrphanGrace < 0, c.OrphanGrace, DefaultOrphanGrace},
+		{"ShutdownTimeout", c.ShutdownTimeout < 0, c.ShutdownTimeout, DefaultShutdownTimeout},
+	} {
+		if f.negative {
+			errs = append(errs, fmt.Errorf("worker: Config.%s is %v: want a positive value (0: %v)", f.name, f.value, f.is))
+		}
 	}
-	if c.BackoffBase <= 0 {
-		c.BackoffBase = time.Second
+	if c.NoOrphanCheck && c.OrphanCheck != 0 {
+		errs = append(errs, fmt.Errorf("worker: Config.OrphanCheck is %v but Config.NoOrphanCheck is set: give one", c.OrphanCheck))
 	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 5 * time.Minute
+	base, maxDelay := cmp.Or(c.BackoffBase, DefaultBackoffBase), cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	if c.BackoffBase >= 0 && c.BackoffMax >= 0 && maxDelay < base {
+		errs = append(errs, fmt.Errorf("worker: Config.BackoffMax (%v) is below Config.BackoffBase (%v)", maxDelay, base))
 	}
-	if c.WaitDelay <= 0 {
-		c.WaitDelay = time.Second
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field replaced by its default; c
+// must be valid.
+func (c Config) withDefaults() Config {
+	c.Queue = cmp.Or(c.Queue, DefaultQueue)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.BackoffBase = cmp.Or(c.BackoffBase, DefaultBackoffBase)
+	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
+	c.WaitDelay = cmp.Or(c.WaitDelay, DefaultWaitDelay)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.Lease = cmp.Or(c.Lease, DefaultLease)
+	if !c.NoOrphanCheck {
+		c.OrphanCheck = cmp.Or(c.OrphanCheck, DefaultOrphanCheck)
 	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 500 * time.Millisecond
-	}
-	if c.Lease <= 0 {
-		c.Lease = 30 * time.Second
-	}
-	if c.OrphanCheck == 0 {
-		c.OrphanCheck = 5 * time.Second
-	}
-	if c.OrphanGrace <= 0 {
-		c.OrphanGrace = 5 * time.Second
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	c.OrphanGrace = cmp.Or(c.OrphanGrace, DefaultOrphanGrace)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -139,7 +182,7 @@ func (c *Config) defaults() error {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	return nil
+	return c
 }
 
 // Worker is one worker process's asynq server.
@@ -151,11 +194,13 @@ type Worker struct {
 	orphanDone chan struct{}
 }
 
-// New builds a worker; Start runs it.
+// New builds a worker; Start runs it. Every Config problem is returned, each
+// naming its field.
 func New(cfg Config) (*Worker, error) {
-	if err := cfg.defaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	h := &handler{
 		ledger:      cfg.Ledger,
 		api:         cfg.API,
@@ -185,12 +230,16 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{cfg: cfg, srv: srv, mux: mux}, nil
 }
 
+// Config returns the configuration the worker runs with: the one given, with
+// every zero field replaced by its default.
+func (w *Worker) Config() Config { return w.cfg }
+
 // Start begins processing in the background.
 func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
-	if w.cfg.OrphanCheck > 0 {
+	if !w.cfg.NoOrphanCheck {
 		w.stopOrphan, w.orphanDone = make(chan struct{}), make(chan struct{})
 		go func() { defer close(w.orphanDone); w.watchOrphans(w.stopOrphan) }()
 	}
@@ -212,16 +261,6 @@ func (w *Worker) Shutdown() {
 		w.cfg.Limiter.Stop()
 	}
 	w.srv.Shutdown()
-}
-
-// Run starts the worker and shuts it down when ctx ends.
-func (w *Worker) Run(ctx context.Context) error {
-	if err := w.Start(); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	w.Shutdown()
-	return nil
 }
 
 // slogAdapter lets asynq log through slog.

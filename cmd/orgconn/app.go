@@ -54,6 +54,7 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, e *env) int {
+	routeRedisLogs(nil)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			return run(ctx, []string{args[1], "--help"}, e)
@@ -187,13 +188,17 @@ func (f *flags) logger() (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(f.e.stderr, opts)), nil
+		log = slog.New(slog.NewTextHandler(f.e.stderr, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(f.e.stderr, opts)), nil
+		log = slog.New(slog.NewJSONHandler(f.e.stderr, opts))
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	routeRedisLogs(log) // go-redis's own lines, at debug level
+	return log, nil
 }
 
 func envOr(e *env, key, def string) string {

@@ -31,8 +31,10 @@ queued for the workers like an import:
                          applied once however often it is delivered
   GET  /healthz          200 while serving
   GET  /readyz           200 when Redis answers, else 503
-  GET  /metrics          Prometheus metrics (the webhooks' and the queue's),
-                         unauthenticated: scrape it on an internal network
+  GET  /metrics          Prometheus metrics (the webhooks' and the queue's);
+                         with a metrics token (ORGCONN_METRICS_TOKEN or
+                         --metrics-token-file) only to "Authorization: Bearer
+                         <token>", else open: then keep it off public routes
 
 Each webhook endpoint is served only when its authentication is configured
 (the other answers 404), and serve refuses to start when neither is. Secrets
@@ -70,6 +72,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	rulesPath := f.String("rules", e.getenv("ORGCONN_RULES"), "rules file (YAML, or JSON when it ends in .json) for /v1/auth0/events (env ORGCONN_RULES)")
 	maxChanges := f.Int("max-changes", webhook.DefaultMaxChanges, "most changes in one /v1/changes request")
 	shutdown := f.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	mt := f.withMetricsToken()
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -81,6 +84,10 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "serve: %v", err)
 	}
 	cfg, err := serveConfig(e, *rulesPath)
+	if err != nil {
+		return errorf(e, exitUsage, "serve: %v", err)
+	}
+	metricsToken, err := mt.token(e)
 	if err != nil {
 		return errorf(e, exitUsage, "serve: %v", err)
 	}
@@ -114,11 +121,11 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUnavailable, "serve: listen on %s: %v", *addr, err)
 	}
-	srv := webhook.NewServer(*addr, h, log)
+	srv := webhook.NewServer(*addr, metrics.ProtectMetrics(metricsToken, h), log)
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "listening on %s: %s\n", url, strings.Join(h.Endpoints(), ", "))
 	log.Info("serving", "addr", ln.Addr().String(), "endpoints", strings.Join(h.Endpoints(), ","),
-		"event_auth", strings.Join(cfg.EventAuth.Methods(), ","), "signing_secrets", len(cfg.Secrets), "queue", q.queue)
+		"event_auth", strings.Join(cfg.EventAuth.Methods(), ","), "signing_secrets", len(cfg.Secrets), "queue", q.queue, "metrics_token", metricsToken != "")
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

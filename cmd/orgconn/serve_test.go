@@ -243,6 +243,38 @@ func TestServeAcceptsBothEndpointsAndStopsGracefully(t *testing.T) {
 	}
 }
 
+func TestServeMetricsToken(t *testing.T) {
+	r := redistest.New(t)
+	const token = "serve-metrics-token-0123456789abcdef"
+	s := startServe(t, map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix,
+		"ORGCONN_WEBHOOK_SECRET": serveSecret, "ORGCONN_METRICS_TOKEN": token})
+	if code, _ := get(t, s.url+webhook.PathMetrics); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without the token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+webhook.PathMetrics, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics with the token: %d, want 200", resp.StatusCode)
+	}
+	if code, _ := get(t, s.url+webhook.PathHealthz); code != http.StatusOK {
+		t.Errorf("/healthz without a token: %d, want 200", code)
+	}
+	// The webhooks keep their own authentication: the metrics token is not it.
+	body := `{"action":"enable","org_id":"org_1","connection_id":"con_1"}`
+	if code, _ := post(t, s.url+webhook.PathChanges, "application/json", body, map[string]string{"Authorization": "Bearer " + token}); code != http.StatusUnauthorized {
+		t.Errorf("a change carrying only the metrics token: %d, want 401", code)
+	}
+	s.stop()
+	if strings.Contains(s.stderr.String()+s.stdout.String(), token) {
+		t.Error("the output holds the metrics token")
+	}
+}
+
 func TestServeWithOnlyTheChangesEndpoint(t *testing.T) {
 	r := redistest.New(t)
 	s := startServe(t, map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix, "ORGCONN_WEBHOOK_SECRET": serveSecret})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/redisurl"
@@ -68,17 +67,9 @@ func (f *flags) withAPI() *apiFlags {
 	return a
 }
 
-// limiter joins the fleet's shared rate limiter for the tenant at base.
-func (a *apiFlags) limiter(ctx context.Context, rdb redis.UniversalClient, prefix, base string, log *slog.Logger) (*ratelimit.Limiter, error) {
-	start, err := a.startBuckets()
-	if err != nil {
-		return nil, err
-	}
-	return ratelimit.New(ctx, ratelimit.Config{
-		Redis: rdb, Prefix: prefix, Tenant: ratelimit.TenantOf(base),
-		Start: start, Override: a.rate > 0 || a.burst > 0, Logger: log,
-	})
-}
+// overrides reports whether --rate or --burst is given: the start budget
+// then replaces one the fleet learned.
+func (a *apiFlags) overrides() bool { return a.rate > 0 || a.burst > 0 }
 
 // startBuckets are the plan's documented buckets, with --rate and --burst
 // replacing the write bucket's numbers (the global one's when the plan has
@@ -119,17 +110,6 @@ func (a *apiFlags) credentials(e *env) (base string, tokens mgmt.TokenSource, er
 	}
 	tokens, err = tokenSource(e, base)
 	return base, tokens, err
-}
-
-// client builds the Management API client; it fetches a token once so that
-// bad credentials fail now, not task by task.
-func (a *apiFlags) client(ctx context.Context, base string, tokens mgmt.TokenSource, pacer mgmt.Pacer) (*mgmt.Client, error) {
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := tokens.Token(tctx); err != nil {
-		return nil, fmt.Errorf("check credentials: %w", err)
-	}
-	return mgmt.New(mgmt.Config{BaseURL: base, Tokens: tokens, Pacer: pacer, Timeout: a.timeout, UserAgent: userAgent()})
 }
 
 // tokenSource picks AUTH0_TOKEN or client credentials.

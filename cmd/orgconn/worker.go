@@ -3,21 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/metrics"
-	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/ratelimit"
-	"github.com/orgconn/orgconn/worker/tokencache"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 const workerSynopsis = `
@@ -29,10 +27,16 @@ queue; nothing is lost). Run as many worker processes as you like against
 one Redis: a pair's changes always take effect in the order they were
 accepted.
 
-With --metrics-addr (default :9090; empty turns it off) the worker serves
-  GET /metrics  Prometheus metrics (unauthenticated: keep it on an internal network)
+The worker serves, on --metrics-addr:
+  GET /metrics  Prometheus metrics; with a metrics token (ORGCONN_METRICS_TOKEN
+                or --metrics-token-file) only to "Authorization: Bearer <token>"
   GET /healthz  200 while the process runs
   GET /readyz   200 while it works on the queue and Redis answers, else 503
+The default, 127.0.0.1:9464, is this machine only; when another worker on this
+machine holds it, the worker takes a free loopback port instead and logs it
+("serving metrics" addr=…). Other hosts reach it only when asked:
+--metrics-addr :9464 (or 0.0.0.0:9464) listens on every interface. An address
+given explicitly that is taken is an error; --metrics-addr '' serves nothing.
 
 Shutdown waits up to 40 s for calls in flight: give a supervisor's grace
 period (Kubernetes terminationGracePeriodSeconds) more than that.
@@ -50,26 +54,44 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "worker", workerSynopsis).withLogging().withProfile()
 	q := f.withQueue()
 	a := f.withAPI()
-	concurrency := f.Int("concurrency", 10, "changes worked on at once by this process")
-	maxAttempts := f.Int("max-attempts", 8, "failed attempts (5xx, network, timeout) before a change is dead-lettered")
-	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", ":9090"), "address of /metrics, /healthz and /readyz; empty: none (env ORGCONN_METRICS_ADDR)")
-	orphanCheck := f.Duration("orphan-check", 5*time.Second, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 leaves it to asynq (55 s to 2 min)")
+	concurrency := f.Int("concurrency", worker.DefaultConcurrency, "changes worked on at once by this process (1 or more)")
+	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
+	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", defaultMetricsAddr), "address of /metrics, /healthz and /readyz: loopback unless asked (:9464 is every interface); a taken default falls back to a free loopback port; empty: none (env ORGCONN_METRICS_ADDR)")
+	mt := f.withMetricsToken()
+	orphanCheck := f.Duration("orphan-check", worker.DefaultOrphanCheck, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 turns the check off, leaving it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if f.NArg() != 0 {
 		return errorf(e, exitUsage, "worker: unexpected argument %q", f.Arg(0))
 	}
+	switch {
+	case *concurrency < 1:
+		return errorf(e, exitUsage, "worker: --concurrency %d: want 1 or more", *concurrency)
+	case *maxAttempts < 1:
+		return errorf(e, exitUsage, "worker: --max-attempts %d: want 1 or more", *maxAttempts)
+	case *orphanCheck < 0:
+		return errorf(e, exitUsage, "worker: --orphan-check %v: want a positive interval, or 0 for none", *orphanCheck)
+	}
 	log, err := f.logger()
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
+	metricsToken, err := mt.token(e)
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
+	}
+	// Only the default may fall back to another port: an address someone
+	// chose is where they will scrape.
+	explicitMetricsAddr := e.getenv("ORGCONN_METRICS_ADDR") != ""
+	f.Visit(func(fl *flag.Flag) { explicitMetricsAddr = explicitMetricsAddr || fl.Name == "metrics-addr" })
 	stopProfile, err := f.startProfile()
 	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	defer stopProfile()
-	if _, err := a.startBuckets(); err != nil {
+	start, err := a.startBuckets()
+	if err != nil {
 		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	base, tokens, err := a.credentials(e)
@@ -81,74 +103,69 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer rdb.Close()
-	if cc, ok := tokens.(*mgmt.ClientCredentials); ok {
-		// One token for the whole fleet: the token endpoint has its own
-		// small rate limit.
-		tokens = tokencache.New(rdb, q.prefix, cc.Identity(), cc)
-	}
-	lim, err := a.limiter(ctx, rdb, q.prefix, base, log)
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: %v", err)
-	}
-	defer lim.Close()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: metrics: %v", err)
-	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.NewLimiterCollector(lim, log), metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb), log, q.queue))
-	api, err := a.client(ctx, base, tokens, m.Pacer(lim))
-	if err != nil {
-		return errorf(e, exitUnavailable, "worker: %v", err)
-	}
-	w, err := worker.New(worker.Config{
-		Redis: rdb, Ledger: l, API: api, Limiter: lim,
-		Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, Logger: log,
-		Observe:     m.Task,
-		OrphanCheck: orphanCheckConfig(*orphanCheck),
+	w, err := assembly.New(ctx, assembly.Config{
+		Redis: rdb, Ledger: l, BaseURL: base, Tokens: tokens,
+		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(),
+		Worker: worker.Config{
+			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts,
+			OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
+		},
+		Logger: log,
 	})
 	if err != nil {
-		return errorf(e, exitUsage, "worker: %v", err)
+		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
-	m.SetWorker(q.queue, *concurrency)
-	var working atomic.Bool
-	stopMetrics, err := serveMetrics(*metricsAddr, reg, func(ctx context.Context) error {
-		if !working.Load() {
-			return errors.New("the worker is not working on the queue (starting or stopping)")
-		}
-		return rdb.Ping(ctx).Err()
-	}, log)
+	defer w.Close()
+	stopMetrics, err := serveMetrics(metricsServer{addr: *metricsAddr, explicit: explicitMetricsAddr, token: metricsToken}, w.Registry, w.Ready, log)
 	if err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
 	defer stopMetrics()
-	if st, err := lim.State(ctx); err == nil {
-		log.Info("worker starting", "queue", q.queue, "concurrency", *concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
+	if st, err := w.Limiter.State(ctx); err == nil {
+		log.Info("worker starting", "queue", w.Config().Queue, "concurrency", w.Config().Concurrency, "tenant", ratelimit.TenantOf(base), "budget", fmt.Sprint(st.Buckets))
 	}
 	if err := w.Start(); err != nil {
 		return errorf(e, exitUnavailable, "worker: %v", err)
 	}
-	working.Store(true)
 	<-ctx.Done()
-	working.Store(false) // not ready while stopping; /healthz still answers
-	w.Shutdown()
-	st := lim.Stats()
+	w.Shutdown() // not ready while stopping; /healthz still answers
+	st := w.Limiter.Stats()
 	log.Info("worker stopped", "calls", st.Calls, "throttled", st.Throttled, "waited", st.Waited.Round(time.Millisecond))
 	return exitOK
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz at addr until stop is
-// called; an empty addr serves nothing.
-func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
+// metricsServer says where and how serveMetrics serves.
+type metricsServer struct {
+	addr string
+	// explicit: addr was chosen (flag or environment), so a taken addr is
+	// an error rather than a reason to fall back to a free loopback port.
+	explicit bool
+	// token, if not empty, must come with every GET /metrics as a bearer
+	// token.
+	token string
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz as ms says until stop
+// is called; an empty address serves nothing.
+func serveMetrics(ms metricsServer, g prometheus.Gatherer, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
+	if ms.addr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w (a second worker on one machine needs its own --metrics-addr, or --metrics-addr '' for none)", addr, err)
+	ln, err := net.Listen("tcp", ms.addr)
+	if err != nil && !ms.explicit && errors.Is(err, syscall.EADDRINUSE) {
+		// Another worker on this machine has the default: take any free
+		// loopback port, so that several workers start with no flags.
+		var ferr error
+		if ln, ferr = net.Listen("tcp", "127.0.0.1:0"); ferr == nil {
+			log.Info("the default metrics address is taken (another worker on this machine?): serving on a free loopback port instead",
+				"default", ms.addr, "addr", ln.Addr().String())
+			err = nil
+		}
 	}
-	srv := metrics.NewServer(addr, metrics.Handler(g, ready))
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w (give another address, leave --metrics-addr and ORGCONN_METRICS_ADDR unset for a free loopback port, or --metrics-addr '' for none)", ms.addr, err)
+	}
+	srv := metrics.NewServer(ms.addr, metrics.ProtectMetrics(ms.token, metrics.Handler(g, ready)))
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {
@@ -157,7 +174,8 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+","+metrics.PathHealthz+","+metrics.PathReadyz)
+	log.Info("serving metrics", "addr", ln.Addr().String(), "paths", metrics.PathMetrics+","+metrics.PathHealthz+","+metrics.PathReadyz,
+		"metrics_token", ms.token != "", "loopback_only", isLoopback(ln.Addr()))
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -168,11 +186,9 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready func(context.Context
 	}, nil
 }
 
-// orphanCheckConfig maps the --orphan-check flag (0: off) to
-// worker.Config.OrphanCheck (0: default, negative: off).
-func orphanCheckConfig(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
+// isLoopback reports whether a listener's address is reachable from this
+// machine only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

@@ -2,7 +2,11 @@ package metrics
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,4 +64,34 @@ func NewServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}
+}
+
+// ProtectMetrics returns h with PathMetrics behind a bearer token: a request
+// for it (in any spelling that cleans to it) without "Authorization: Bearer
+// token" gets 401 and never reaches h. Other paths (/healthz and /readyz,
+// which probes call without credentials, serve's webhooks, which have their
+// own authentication) pass through. The token is compared in constant time
+// (of its SHA-256, so its length does not show either) and never written
+// anywhere. An empty token returns h unchanged.
+func ProtectMetrics(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if path.Clean("/"+r.URL.Path) != PathMetrics {
+			h.ServeHTTP(w, r)
+			return
+		}
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="orgconn metrics"`)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("unauthorized: /metrics needs Authorization: Bearer <the metrics token>\n"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

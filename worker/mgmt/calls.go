@@ -45,24 +45,78 @@ type Page struct {
 // as the largest (the OpenAPI spec says 100).
 const PageSize = 50
 
-func orgPath(orgID string) string {
-	return "/organizations/" + url.PathEscape(orgID) + "/enabled_connections"
+// InvalidIDError is an organization or connection id that a path builder
+// refused: it is empty or holds a character other than an ASCII letter,
+// digit, '_' or '-' (the characters of Auth0's ids and names). No request was
+// sent. Ids are validated long before they get here (jobs.CheckID); this is
+// the last line of defence against a path such as
+// /organizations/org_1/enabled_connections/.. that a dot-segment resolution
+// would turn into /organizations/org_1.
+type InvalidIDError struct {
+	Field string // "organization id" or "connection id"
+	ID    string
 }
 
-func connPath(orgID, connectionID string) string {
-	return orgPath(orgID) + "/" + url.PathEscape(connectionID)
+func (e *InvalidIDError) Error() string {
+	id := e.ID
+	if r := []rune(id); len(r) > 24 {
+		id = string(r[:23]) + "…"
+	}
+	return fmt.Sprintf("%s %q cannot go into a URL path: only letters, digits, \"_\" and \"-\" are allowed; no request was sent", e.Field, id)
+}
+
+// pathID returns id as a path segment, or an *InvalidIDError when it is
+// empty or holds any character other than an ASCII letter, digit, '_' or
+// '-'. Such a segment needs no escaping and cannot be a dot segment.
+func pathID(field, id string) (string, error) {
+	if id == "" {
+		return "", &InvalidIDError{Field: field, ID: id}
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_' || b == '-') {
+			return "", &InvalidIDError{Field: field, ID: id}
+		}
+	}
+	return id, nil
+}
+
+// orgPath is the path of the organization's enabled connections.
+func orgPath(orgID string) (string, error) {
+	org, err := pathID("organization id", orgID)
+	if err != nil {
+		return "", err
+	}
+	return "/organizations/" + org + "/enabled_connections", nil
+}
+
+// connPath is the path of one enabled connection of the organization.
+func connPath(orgID, connectionID string) (string, error) {
+	p, err := orgPath(orgID)
+	if err != nil {
+		return "", err
+	}
+	conn, err := pathID("connection id", connectionID)
+	if err != nil {
+		return "", err
+	}
+	return p + "/" + conn, nil
 }
 
 // List returns one page (0-based) of the organization's enabled connections,
 // asking for totals. It accepts either answer shape: the object with totals
 // or a bare array.
 func (c *Client) List(ctx context.Context, orgID string, page, perPage int) (Page, error) {
+	path, err := orgPath(orgID)
+	if err != nil {
+		return Page{}, err
+	}
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(page))
 	q.Set("per_page", strconv.Itoa(perPage))
 	q.Set("include_totals", "true")
 	var raw json.RawMessage
-	if err := c.do(ctx, request{class: Read, method: http.MethodGet, path: orgPath(orgID), query: q, want: http.StatusOK}, &raw); err != nil {
+	if err := c.do(ctx, request{class: Read, method: http.MethodGet, path: path, query: q, want: http.StatusOK}, &raw); err != nil {
 		return Page{}, err
 	}
 	var withTotals struct {
@@ -73,12 +127,12 @@ func (c *Client) List(ctx context.Context, orgID string, page, perPage int) (Pag
 	if len(raw) > 0 && raw[0] == '[' {
 		var bare []EnabledConnection
 		if err := json.Unmarshal(raw, &bare); err != nil {
-			return Page{}, fmt.Errorf("GET %s: decode list: %w", orgPath(orgID), err)
+			return Page{}, fmt.Errorf("GET %s: decode list: %w", path, err)
 		}
 		return Page{Connections: bare, Start: page * perPage, Total: -1}, nil
 	}
 	if err := json.Unmarshal(raw, &withTotals); err != nil {
-		return Page{}, fmt.Errorf("GET %s: decode list: %w", orgPath(orgID), err)
+		return Page{}, fmt.Errorf("GET %s: decode list: %w", path, err)
 	}
 	return Page{Connections: withTotals.Connections, Start: withTotals.Start, Total: withTotals.Total}, nil
 }
@@ -86,6 +140,10 @@ func (c *Client) List(ctx context.Context, orgID string, page, perPage int) (Pag
 // ListAll returns every enabled connection of the organization, reading pages
 // of PageSize until the total is reached or a page comes back short or empty.
 func (c *Client) ListAll(ctx context.Context, orgID string) ([]EnabledConnection, error) {
+	path, err := orgPath(orgID)
+	if err != nil {
+		return nil, err
+	}
 	var all []EnabledConnection
 	for page := 0; page < 10000; page++ {
 		p, err := c.List(ctx, orgID, page, PageSize)
@@ -97,42 +155,63 @@ func (c *Client) ListAll(ctx context.Context, orgID string) ([]EnabledConnection
 			return all, nil
 		}
 	}
-	return nil, fmt.Errorf("GET %s: more than 10000 pages", orgPath(orgID))
+	return nil, fmt.Errorf("GET %s: more than 10000 pages", path)
 }
 
 // Get returns one enabled connection; a 404 means the organization is unknown
 // or the connection is not enabled for it.
 func (c *Client) Get(ctx context.Context, orgID, connectionID string) (EnabledConnection, error) {
+	path, err := connPath(orgID, connectionID)
+	if err != nil {
+		return EnabledConnection{}, err
+	}
 	var out EnabledConnection
-	err := c.do(ctx, request{class: Read, method: http.MethodGet, path: connPath(orgID, connectionID), want: http.StatusOK}, &out)
+	err = c.do(ctx, request{class: Read, method: http.MethodGet, path: path, want: http.StatusOK}, &out)
 	return out, err
 }
 
 // Enable enables the connection for the organization with the given
 // settings (201). An already enabled connection may answer 409.
 func (c *Client) Enable(ctx context.Context, orgID, connectionID string, s Settings) (EnabledConnection, error) {
+	path, err := orgPath(orgID)
+	if err != nil {
+		return EnabledConnection{}, err
+	}
+	// The connection id goes into the body, not the path; an id the path
+	// builders would refuse is refused here too.
+	if _, err := pathID("connection id", connectionID); err != nil {
+		return EnabledConnection{}, err
+	}
 	body := struct {
 		ConnectionID string `json:"connection_id"`
 		Settings
 	}{connectionID, s}
 	var out EnabledConnection
-	err := c.do(ctx, request{class: Write, method: http.MethodPost, path: orgPath(orgID), body: body, want: http.StatusCreated}, &out)
+	err = c.do(ctx, request{class: Write, method: http.MethodPost, path: path, body: body, want: http.StatusCreated}, &out)
 	return out, err
 }
 
 // Update changes the settings of an enabled connection (200). s must set at
 // least one flag.
 func (c *Client) Update(ctx context.Context, orgID, connectionID string, s Settings) (EnabledConnection, error) {
+	path, err := connPath(orgID, connectionID)
+	if err != nil {
+		return EnabledConnection{}, err
+	}
 	if s.Empty() {
-		return EnabledConnection{}, fmt.Errorf("PATCH %s: no setting to change", connPath(orgID, connectionID))
+		return EnabledConnection{}, fmt.Errorf("PATCH %s: no setting to change", path)
 	}
 	var out EnabledConnection
-	err := c.do(ctx, request{class: Write, method: http.MethodPatch, path: connPath(orgID, connectionID), body: s, want: http.StatusOK}, &out)
+	err = c.do(ctx, request{class: Write, method: http.MethodPatch, path: path, body: s, want: http.StatusOK}, &out)
 	return out, err
 }
 
 // Remove disables the connection for the organization (204). A connection
 // that is not enabled may answer 404.
 func (c *Client) Remove(ctx context.Context, orgID, connectionID string) error {
-	return c.do(ctx, request{class: Write, method: http.MethodDelete, path: connPath(orgID, connectionID), want: http.StatusNoContent}, nil)
+	path, err := connPath(orgID, connectionID)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, request{class: Write, method: http.MethodDelete, path: path, want: http.StatusNoContent}, nil)
 }

@@ -288,17 +288,17 @@ func TestInvalidRequestIsAPIError400(t *testing.T) {
 		{"enable signup on a samlp connection", func(e *env) (APIError, error) {
 			conn := e.conn("samlp").ID
 			_, err := e.client.Enable(context.Background(), e.org(), conn, Settings{AssignMembershipOnLogin: ptr(true), IsSignupEnabled: ptr(true)})
-			return APIError{Method: "POST", Path: orgPath(e.org()), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
+			return APIError{Method: "POST", Path: mustOrgPath(e.org()), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
 		}, "oidc"},
 		{"update signup on an enabled samlp connection", func(e *env) (APIError, error) {
 			conn := e.conn("samlp")
 			_, err := e.client.Update(context.Background(), e.org(), conn.ID, Settings{IsSignupEnabled: ptr(true)})
-			return APIError{Method: "PATCH", Path: connPath(e.org(), conn.ID), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
+			return APIError{Method: "PATCH", Path: mustConnPath(e.org(), conn.ID), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
 		}, "samlp"},
 		{"enable signup on a database connection without membership", func(e *env) (APIError, error) {
 			conn := e.conn("auth0").ID
 			_, err := e.client.Enable(context.Background(), e.org(), conn, Settings{IsSignupEnabled: ptr(true)})
-			return APIError{Method: "POST", Path: orgPath(e.org()), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
+			return APIError{Method: "POST", Path: mustOrgPath(e.org()), Status: 400, Reason: "Bad Request", ErrorCode: "invalid_body", Message: signupMessage}, err
 		}, "samlp"},
 	}
 	for _, k := range allCalls {
@@ -364,7 +364,7 @@ func TestStaticTokenRefusedWith401IsReturnedWithoutRetry(t *testing.T) {
 	e.sim.ExpireTokens()
 
 	_, err := c.Get(context.Background(), org, conn.ID)
-	wantAPIError(t, err, APIError{Method: "GET", Path: connPath(org, conn.ID), Status: 401, Reason: "Unauthorized",
+	wantAPIError(t, err, APIError{Method: "GET", Path: mustConnPath(org, conn.ID), Status: 401, Reason: "Unauthorized",
 		Message: "Expired token received for JSON Web Token validation"})
 	if strings.Contains(err.Error(), tok) {
 		t.Errorf("error text carries the bearer token: %v", err)
@@ -392,7 +392,7 @@ func TestRefreshedTokenRefusedAgainIsReturnedAs401(t *testing.T) {
 	c := newClient(t, Config{BaseURL: base, Tokens: NewClientCredentials(base, testClientID, testSecret, nil)})
 	org := sim.Orgs()[0]
 	_, err := c.List(context.Background(), org, 0, 50)
-	wantAPIError(t, err, APIError{Method: "GET", Path: orgPath(org), Status: 401, Reason: "Unauthorized",
+	wantAPIError(t, err, APIError{Method: "GET", Path: mustOrgPath(org), Status: 401, Reason: "Unauthorized",
 		Message: "Expired token received for JSON Web Token validation"})
 	st := sim.Stats()
 	if st.Total != 3 || st.TokensIssued != 3 {
@@ -464,7 +464,7 @@ func TestEnableOfEnabledPairIsAPIError409(t *testing.T) {
 	org, conn := e.org(), e.conn("samlp")
 	e.sim.SetState(org, map[string]mgmttest.EnabledConnection{conn.ID: {AssignMembershipOnLogin: true}})
 	_, err := e.client.Enable(context.Background(), org, conn.ID, Settings{ShowAsButton: ptr(true)})
-	wantAPIError(t, err, APIError{Method: "POST", Path: orgPath(org), Status: 409, Reason: "Conflict",
+	wantAPIError(t, err, APIError{Method: "POST", Path: mustOrgPath(org), Status: 409, Reason: "Conflict",
 		ErrorCode: "connection_already_enabled", Message: "The connection is already enabled for this organization."})
 	want := mgmttest.EnabledConnection{ConnectionID: conn.ID, AssignMembershipOnLogin: true}
 	if got := e.sim.State()[org][conn.ID]; got != want {
@@ -484,7 +484,7 @@ func TestWriteLimitGivesAPIError429WithRateLimitHeaders(t *testing.T) {
 	}
 	_, err := e.client.Enable(ctx, org, conns[2].ID, Settings{})
 	// Empty bucket of 2 refilling at 0.001/s: full again 2000 s from the fake clock's now.
-	wantAPIError(t, err, APIError{Method: "POST", Path: orgPath(org), Status: 429, Reason: "Too Many Requests",
+	wantAPIError(t, err, APIError{Method: "POST", Path: mustOrgPath(org), Status: 429, Reason: "Too Many Requests",
 		ErrorCode: "too_many_requests", Message: "Organization connections write limit has been reached",
 		RateLimit: RateLimit{Present: true, Limit: 2, Remaining: 0, Reset: epoch.Add(2000 * time.Second)}})
 	if ae := apiError(t, err); !ae.RateLimit.Reset.After(e.clock.Now()) || ae.RetryAfter != 0 {

@@ -3,6 +3,8 @@ package mgmt
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -194,15 +196,69 @@ func TestCorrelationIDIsCutTo64Characters(t *testing.T) {
 	}
 }
 
-func TestPathSegmentsAreEscaped(t *testing.T) {
-	rec := &recorder{}
-	c := newClient(t, Config{BaseURL: serve(t, rec) + "/", Tokens: StaticToken("tok")})
-	if _, err := c.Get(context.Background(), "org a/b?c", "con#1/.."); err != nil {
-		t.Fatalf("Get: %v", err)
+// TestHostileIDsSendNoRequest checks every path builder, through every call,
+// with ids that would change the path's meaning: a dot segment ("..": one
+// resolution away from DELETE /organizations/org_1), a separator, an
+// escape, a query or fragment, nothing, or a character outside the set.
+func TestHostileIDsSendNoRequest(t *testing.T) {
+	hostile := []string{".", "..", "a/b", "%2e%2e", "a?b", "a#b", "", "é", "org_1/..", "a b", "a\x00b", "a;b", "a\\b", "ｏｒｇ_1"}
+	for _, k := range allCalls {
+		for _, id := range hostile {
+			for _, which := range []string{"org", "conn"} {
+				if which == "conn" && k.name == "List" {
+					continue // List takes no connection id
+				}
+				org, conn := "org_1", "con_1"
+				if which == "org" {
+					org = id
+				} else {
+					conn = id
+				}
+				t.Run(fmt.Sprintf("%s/%s %q", k.name, which, id), func(t *testing.T) {
+					rec := &recorder{}
+					c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok")})
+					err := k.run(context.Background(), c, org, conn)
+					var bad *InvalidIDError
+					if !errors.As(err, &bad) {
+						t.Fatalf("%s(%q, %q) = %v, want an *InvalidIDError", k.name, org, conn, err)
+					}
+					if bad.ID != id || !strings.Contains(err.Error(), `only letters, digits, "_" and "-" are allowed`) {
+						t.Errorf("error %q (id %q), want it to name %q and the allowed characters", err, bad.ID, id)
+					}
+					if reqs := rec.take(); len(reqs) != 0 {
+						t.Errorf("%d requests sent (%s %s), want none", len(reqs), reqs[0].method, reqs[0].path)
+					}
+				})
+			}
+		}
 	}
-	r := rec.take()[0]
-	if want := "/api/v2/organizations/org%20a%2Fb%3Fc/enabled_connections/con%231%2F.."; r.path != want || r.query != "" {
-		t.Errorf("request path %q query %q, want %q and no query", r.path, r.query, want)
+	// ListAll refuses before its first page.
+	rec := &recorder{}
+	c := newClient(t, Config{BaseURL: serve(t, rec), Tokens: StaticToken("tok")})
+	var bad *InvalidIDError
+	if _, err := c.ListAll(context.Background(), ".."); !errors.As(err, &bad) || len(rec.take()) != 0 {
+		t.Errorf("ListAll(\"..\") = %v, want an *InvalidIDError and no request", err)
+	}
+}
+
+func TestPathBuilders(t *testing.T) {
+	for _, tt := range []struct {
+		org, conn string
+		want      string
+	}{
+		{"org_A1b2C3d4E5f6G7h8", "con_DbPw0000000000001", "/organizations/org_A1b2C3d4E5f6G7h8/enabled_connections/con_DbPw0000000000001"},
+		{"acme-1", "google-oauth2", "/organizations/acme-1/enabled_connections/google-oauth2"},
+	} {
+		if got, err := connPath(tt.org, tt.conn); got != tt.want || err != nil {
+			t.Errorf("connPath(%q, %q) = %q, %v; want %q", tt.org, tt.conn, got, err, tt.want)
+		}
+		if got, err := orgPath(tt.org); got != strings.TrimSuffix(tt.want, "/"+tt.conn) || err != nil {
+			t.Errorf("orgPath(%q) = %q, %v", tt.org, got, err)
+		}
+	}
+	long := strings.Repeat("x", 300)
+	if _, err := orgPath(long + "/"); err == nil || len(err.Error()) > 200 {
+		t.Errorf("orgPath(300 characters and a slash) error %v, want a short one", err)
 	}
 }
 

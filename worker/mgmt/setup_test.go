@@ -274,9 +274,27 @@ var (
 // path returns the request path (under /api/v2) call k makes for org and conn.
 func (k call) path(org, conn string) string {
 	if k.name == "List" || k.name == "Enable" {
-		return orgPath(org)
+		return mustOrgPath(org)
 	}
-	return connPath(org, conn)
+	return mustConnPath(org, conn)
+}
+
+// mustOrgPath is orgPath for ids a test knows to be valid.
+func mustOrgPath(org string) string {
+	p, err := orgPath(org)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// mustConnPath is connPath for ids a test knows to be valid.
+func mustConnPath(org, conn string) string {
+	p, err := connPath(org, conn)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 func ptr[T any](v T) *T { return &v }

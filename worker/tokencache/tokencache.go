@@ -3,7 +3,13 @@
 // its own, small rate limit) is asked once per fleet, not once per process.
 //
 // The token is stored in Redis in the clear, under orgconn's key prefix,
-// with a time to live that ends before the token expires. Whoever can read
+// with a time to live that ends before the token expires. The TTL is the
+// only record of its expiry: every process reads how long the token has
+// left from Redis (PTTL), never compares a time written by another host
+// with its own clock, so hosts whose clocks differ agree on it. Fetching is
+// serialised by a lock whose value names its holder; only the holder
+// releases it (compare and delete), so a holder that outlived the lock's TTL
+// cannot release the lock a successor took. Whoever can read
 // that Redis can already queue changes that workers apply with the same
 // token, so this gives no new power; keep Redis private and use TLS
 // (rediss://) across networks.
@@ -11,11 +17,11 @@ package tokencache
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +41,10 @@ type Shared struct {
 	fetch     Fetcher
 	early     time.Duration
 	poll      time.Duration
-	now       func() time.Time
+	lockTTL   time.Duration
+	// now is this process's clock: it only measures how long ago this
+	// process read a TTL from Redis.
+	now func() time.Time
 
 	mu      sync.Mutex
 	token   string
@@ -53,7 +62,7 @@ type Shared struct {
 func New(rdb redis.UniversalClient, prefix, identity string, f Fetcher) *Shared {
 	sum := sha256.Sum256([]byte(identity))
 	key := "{" + prefix + "}:token:" + hex.EncodeToString(sum[:8])
-	return &Shared{rdb: rdb, key: key, lock: key + ":lock", fetch: f, early: 5 * time.Minute, poll: 50 * time.Millisecond, now: time.Now}
+	return &Shared{rdb: rdb, key: key, lock: key + ":lock", fetch: f, early: 5 * time.Minute, poll: 50 * time.Millisecond, lockTTL: 30 * time.Second, now: time.Now}
 }
 
 // Token returns a valid token: this process's copy, else the fleet's from
@@ -74,12 +83,13 @@ func (s *Shared) Token(ctx context.Context) (string, error) {
 			s.keep(t, exp)
 			return t, nil
 		}
-		got, err := s.rdb.SetNX(ctx, s.lock, "1", 30*time.Second).Result()
+		owner := newOwner()
+		got, err := s.rdb.SetNX(ctx, s.lock, owner, s.lockTTL).Result()
 		if err != nil {
 			return "", fmt.Errorf("shared token: %w", err)
 		}
 		if got {
-			return s.refresh(ctx)
+			return s.refresh(ctx, owner)
 		}
 		select {
 		case <-ctx.Done():
@@ -89,9 +99,29 @@ func (s *Shared) Token(ctx context.Context) (string, error) {
 	}
 }
 
-// refresh fetches a token while holding the lock and shares it.
-func (s *Shared) refresh(ctx context.Context) (string, error) {
-	defer s.rdb.Del(context.WithoutCancel(ctx), s.lock)
+// newOwner returns a value that names one holder of the lock.
+func newOwner() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// unlockScript deletes the lock if the caller still holds it.
+// KEYS[1] the lock key; ARGV[1] the holder's value.
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// refresh fetches a token while holding the lock (as owner) and shares it.
+func (s *Shared) refresh(ctx context.Context, owner string) (string, error) {
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = unlockScript.Run(uctx, s.rdb, []string{s.lock}, owner).Err()
+	}()
 	// Another process may have shared one between our read and our lock.
 	if t, exp, ok, err := s.read(ctx); err == nil && ok {
 		s.keep(t, exp)
@@ -103,29 +133,38 @@ func (s *Shared) refresh(ctx context.Context) (string, error) {
 	}
 	early := min(s.early, lifetime/10)
 	ttl := lifetime - early
-	exp := s.now().Add(ttl)
-	if err := s.rdb.Set(ctx, s.key, strconv.FormatInt(exp.UnixMilli(), 10)+":"+t, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.key, t, ttl).Err(); err != nil {
 		return "", fmt.Errorf("shared token: store: %w", err)
 	}
-	s.keep(t, exp)
+	s.keep(t, s.now().Add(ttl))
 	return t, nil
 }
 
+// read returns the fleet's token and when, by this process's clock, it
+// stops being usable: now plus the key's remaining TTL in Redis.
 func (s *Shared) read(ctx context.Context) (string, time.Time, bool, error) {
-	v, err := s.rdb.Get(ctx, s.key).Result()
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.key)
+		pttl = p.PTTL(ctx, s.key)
+		return nil
+	})
 	if errors.Is(err, redis.Nil) {
 		return "", time.Time{}, false, nil
 	}
 	if err != nil {
 		return "", time.Time{}, false, fmt.Errorf("shared token: %w", err)
 	}
-	ms, t, ok := strings.Cut(v, ":")
-	n, perr := strconv.ParseInt(ms, 10, 64)
-	if !ok || perr != nil || t == "" {
-		return "", time.Time{}, false, nil // unreadable: fetch anew
+	t, left := get.Val(), pttl.Val()
+	// Before the TTL was the only record, the value was
+	// "<expiry in UNIX ms>:<token>"; a token itself holds no ':'.
+	if ms, rest, ok := strings.Cut(t, ":"); ok && ms != "" && strings.Trim(ms, "0123456789") == "" {
+		t = rest
 	}
-	exp := time.UnixMilli(n)
-	if !s.now().Before(exp) {
+	if t == "" || left <= 0 {
+		// Gone between the two reads, or without a TTL (set by hand):
+		// fetch anew rather than trust it forever.
 		return "", time.Time{}, false, nil
 	}
 	s.mu.Lock()
@@ -136,7 +175,7 @@ func (s *Shared) read(ctx context.Context) (string, time.Time, bool, error) {
 		// again, or our drop has not happened yet. Fetch a new one.
 		return "", time.Time{}, false, nil
 	}
-	return t, exp, true, nil
+	return t, s.now().Add(left), true, nil
 }
 
 func (s *Shared) keep(t string, exp time.Time) {

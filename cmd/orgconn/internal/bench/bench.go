@@ -21,6 +21,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/jobs/jobstest"
 	"github.com/orgconn/orgconn/producer"
@@ -29,7 +30,6 @@ import (
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/ratelimit"
-	"github.com/orgconn/orgconn/worker/tokencache"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -368,37 +368,29 @@ func startInProcess(ctx context.Context, run Run, name string) (stop func(), err
 		return nil, err
 	}
 	rdb := redis.NewClient(ropt)
-	var lim *ratelimit.Limiter
 	defer func() {
 		if err != nil {
-			if lim != nil {
-				lim.Close()
-			}
 			rdb.Close()
 		}
 	}()
-	lim, err = ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: run.Prefix, Tenant: ratelimit.TenantOf(run.BaseURL),
-		Start: ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, Override: true, Logger: discard})
-	if err != nil {
-		return nil, err
-	}
-	cc := mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil)
-	api, err := mgmt.New(mgmt.Config{BaseURL: run.BaseURL, Pacer: lim, Timeout: 10 * time.Second,
-		Tokens: tokencache.New(rdb, run.Prefix, cc.Identity(), cc)})
-	if err != nil {
-		return nil, err
-	}
 	l, err := ledger.New(rdb, run.Prefix, time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(worker.Config{Redis: rdb, Ledger: l, API: api, Limiter: lim, Queue: run.Queue,
-		Concurrency: run.Concurrency, Instance: name, Logger: discard})
+	w, err := assembly.New(ctx, assembly.Config{
+		Redis: rdb, Ledger: l, BaseURL: run.BaseURL,
+		Tokens: mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil),
+		Start:  ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, Override: true,
+		APITimeout: 10 * time.Second,
+		Worker:     worker.Config{Queue: run.Queue, Concurrency: run.Concurrency, Instance: name},
+		Logger:     discard,
+	})
 	if err != nil {
 		return nil, err
 	}
 	if err = w.Start(); err != nil {
+		w.Close()
 		return nil, err
 	}
-	return func() { w.Shutdown(); lim.Close(); rdb.Close() }, nil
+	return func() { w.Shutdown(); w.Close(); rdb.Close() }, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/jobs/jobstest"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/worker"
@@ -143,15 +144,27 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	}
 	fmt.Fprintf(o.Out, "budget:  the limiter starts from %s and learns the rest from the answers\n", describeStart(o.Start))
-	lim, err := ratelimit.New(ctx, ratelimit.Config{Redis: rdb, Prefix: o.Prefix, Tenant: ratelimit.TenantOf(t.baseURL), Start: o.Start, Logger: o.Logger})
+	l, err := ledger.New(rdb, o.Prefix, 24*time.Hour)
 	if err != nil {
 		return sum, err
 	}
-	defer lim.Close()
-	api, err := mgmt.New(mgmt.Config{BaseURL: t.baseURL, Tokens: t.tokens, Pacer: lim, Timeout: 10 * time.Second, UserAgent: "orgconn-demo"})
+	// The worker "orgconn worker" runs: the fleet's shared budget and token,
+	// the paced client, the metrics.
+	w, err := assembly.New(ctx, assembly.Config{
+		Redis: rdb, Ledger: l, BaseURL: t.baseURL, Tokens: t.tokens, Start: o.Start,
+		APITimeout: 10 * time.Second, UserAgent: "orgconn-demo",
+		Worker: worker.Config{
+			Queue: o.Queue, Concurrency: 10,
+			BackoffBase: 200 * time.Millisecond, BackoffMax: 5 * time.Second, WaitDelay: 300 * time.Millisecond,
+			PollInterval: 100 * time.Millisecond, Instance: "demo",
+		},
+		Logger: o.Logger,
+	})
 	if err != nil {
 		return sum, err
 	}
+	defer w.Close()
+	lim, api := w.Limiter, w.API
 	if t.sim == nil {
 		// What is enabled now decides what the changes must do.
 		if t.tenant.Initial, err = t.state(ctx, api); err != nil {
@@ -183,10 +196,6 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		len(rows), len(t.tenant.Orgs), want.Valid, len(rows)-want.Valid, len(want.Fails))
 
 	// Import.
-	l, err := ledger.New(rdb, o.Prefix, 24*time.Hour)
-	if err != nil {
-		return sum, err
-	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	im, err := producer.NewImporter(producer.Config{Ledger: l, Queue: client, QueueName: o.Queue})
@@ -207,14 +216,6 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 
 	// Worker.
 	sum.Rate = t.rate
-	w, err := worker.New(worker.Config{
-		Redis: rdb, Ledger: l, API: api, Limiter: lim, Queue: o.Queue, Concurrency: 10,
-		BackoffBase: 200 * time.Millisecond, BackoffMax: 5 * time.Second, WaitDelay: 300 * time.Millisecond,
-		PollInterval: 100 * time.Millisecond, Logger: o.Logger, Instance: "demo",
-	})
-	if err != nil {
-		return sum, err
-	}
 	fmt.Fprintf(o.Out, "\n$ orgconn worker --concurrency 10\n")
 	start := time.Now()
 	if err := w.Start(); err != nil {
