@@ -1,11 +1,13 @@
 // Package bench measures how well orgconn spends a tenant's rate budget:
 // it starts Redis (embedded unless given), the tenant simulator and N
-// worker processes, runs a fixed job of enables against a fixed budget, and
+// worker processes, runs a fixed mixed job (NewJob: enables, updates and
+// removes, some pairs changed more than once) against a fixed budget, and
 // reports utilization (successful writes ÷ (burst + rate × elapsed)), the
-// share of requests throttled, and API calls per applied change. The same
-// job also runs through a baseline client that does what the official SDKs
-// do: send at its concurrency and, on a 429, wait for X-RateLimit-Reset and
-// retry a few times.
+// share of requests throttled, API calls per applied change, and whether
+// the tenant ends exactly as the job applied in file order says. The same
+// job also runs through baseline clients at the fleet's concurrency: the
+// official Go SDK (go-auth0) with its default retries, and a hand-written
+// client that retries a 429 as the SDKs do.
 package bench
 
 import (

@@ -11,11 +11,11 @@ import (
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 )
 
-// TestMeasureRunsTheJobAndTheBaselines runs scenario a small, in process:
+// TestBenchMeasuresOrgconnAndTheBaselines runs scenario a small, in process:
 // orgconn, the official SDK and the hand-written SDK-style client each run
 // the same mixed job; the figures are computed from the simulator's counts
 // as documented, and exactness from the simulator's final state.
-func TestMeasureRunsTheJobAndTheBaselines(t *testing.T) {
+func TestBenchMeasuresOrgconnAndTheBaselines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a small job at the tenant's pace")
 	}
@@ -76,10 +76,10 @@ func TestMeasureRunsTheJobAndTheBaselines(t *testing.T) {
 	}
 }
 
-// TestCompareCountsWrongPairs applies a job with the official SDK, then
+// TestBenchCompareCountsWrongPairs applies a job with the official SDK, then
 // corrupts one pair in the simulator: Compare must report exact, then not
 // exact with exactly that pair wrong.
-func TestCompareCountsWrongPairs(t *testing.T) {
+func TestBenchCompareCountsWrongPairs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sim := mgmttest.New(mgmttest.Config{Orgs: 16, Connections: 8, Seed: 7})
@@ -122,9 +122,9 @@ func TestCompareCountsWrongPairs(t *testing.T) {
 	t.Log(diffs[0])
 }
 
-// TestNewJobMix checks the job's shape: deterministic, the documented mix,
+// TestBenchJobMix checks the job's shape: deterministic, the documented mix,
 // and no row failing under jobstest's model.
-func TestNewJobMix(t *testing.T) {
+func TestBenchJobMix(t *testing.T) {
 	sim := mgmttest.New(Options{}.simConfig(Scenarios[0], 400))
 	tn := tenantOf(sim)
 	j, err := NewJob(tn, 400, JobSeed)
@@ -154,8 +154,8 @@ func TestNewJobMix(t *testing.T) {
 	t.Logf("%d enables, %d updates, %d removes, %d on a pair touched before", j.Enables, j.Updates, j.Removes, j.Repeats)
 }
 
-// TestBudgetFlags checks the worker flags each start gives.
-func TestBudgetFlags(t *testing.T) {
+// TestBenchBudgetFlags checks the worker flags each start gives.
+func TestBenchBudgetFlags(t *testing.T) {
 	for start, want := range map[Start][]string{
 		StartDefaults:   nil,
 		StartEnterprise: {"--plan", "enterprise"},
