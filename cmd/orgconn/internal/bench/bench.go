@@ -69,7 +69,9 @@ var Scenarios = []Scenario{
 		Binding: mgmttest.Bucket{Burst: 10, Rate: 20}, Halve: true},
 }
 
-// LookupScenario returns the scenario named name.
+// LookupScenario returns the scenario named name. (Named simulator shapes
+// plug in here: Scenario{Name: s.Name, Title: s.Doc, Config: s.Config(1),
+// Binding: s.Binding(1)}.)
 func LookupScenario(name string) (Scenario, error) {
 	var names []string
 	for _, sc := range Scenarios {

@@ -151,7 +151,7 @@ func TestBenchJobMix(t *testing.T) {
 			t.Errorf("%v: sign-up without membership in the row", c)
 		}
 	}
-	t.Logf("%d enables, %d updates, %d removes, %d on a pair touched before", j.Enables, j.Updates, j.Removes, j.Repeats)
+	t.Logf("%d enables (%d of an enabled pair), %d updates, %d removes, %d on a pair touched before", j.Enables, j.Reenables, j.Updates, j.Removes, j.Repeats)
 }
 
 // TestBenchBudgetFlags checks the worker flags each start gives.

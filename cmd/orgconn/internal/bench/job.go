@@ -36,8 +36,9 @@ type Job struct {
 	// computed by jobstest's reference model.
 	Want map[string]map[string]jobstest.State
 	// Enables, Updates, Removes count the rows by action; Repeats counts
-	// rows on a pair an earlier row touched.
-	Enables, Updates, Removes, Repeats int
+	// rows on a pair an earlier row touched; Reenables counts enables of a
+	// pair enabled at that point (the API answers them 409).
+	Enables, Updates, Removes, Repeats, Reenables int
 }
 
 // tenantOf describes sim's organizations and connections for jobstest.
@@ -103,16 +104,21 @@ func NewJob(t jobstest.Tenant, n int, seed uint64) (Job, error) {
 		*s = (*s)[:len(*s)-1]
 		return p
 	}
-	// pickTouched returns an earlier-touched pair, enabled now if on.
+	// pickTouched returns an earlier-touched pair, enabled now if on, not
+	// enabled now if not on; an enable takes an enabled one when no other
+	// turns up (its API answer is a 409).
 	pickTouched := func(on bool) (pair, bool) {
+		if len(touched) == 0 {
+			return pair{}, false
+		}
 		for range 64 {
-			if len(touched) == 0 {
-				break
-			}
 			p := touched[rng.IntN(len(touched))]
-			if _, enabled := state[p]; !on || enabled {
+			if _, enabled := state[p]; enabled == on {
 				return p, true
 			}
+		}
+		if !on {
+			return touched[rng.IntN(len(touched))], true
 		}
 		return pair{}, false
 	}
@@ -186,6 +192,9 @@ func NewJob(t jobstest.Tenant, n int, seed uint64) (Job, error) {
 		switch action {
 		case jobs.Enable:
 			j.Enables++
+			if enabled {
+				j.Reenables++
+			}
 		case jobs.Update:
 			j.Updates++
 		default:
