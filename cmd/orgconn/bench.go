@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,31 +19,58 @@ import (
 
 const benchSynopsis = `Usage: orgconn bench [flags]
 
-Measures how well a fleet of orgconn workers spends a tenant's rate budget.
-For each scenario and each number of worker processes it starts the tenant
-simulator on loopback, imports a job of enables (one per pair, none failing)
-into Redis, starts that many "orgconn worker" processes (this binary), waits
-until the job is done and reports:
+Measures how well a fleet of orgconn workers spends a tenant's rate budget,
+beside the official Go SDK and a hand-written SDK-style client. For each
+scenario and each number of worker processes it starts the tenant simulator
+on loopback, seeds it (about a quarter of the pairs enabled), imports the
+job into Redis, starts that many "orgconn worker" processes (this binary),
+waits until the job is done, then runs the same job from the same seeded
+state through each baseline at the same total concurrency.
 
-  utilization   successful writes ÷ (burst + rate × elapsed), elapsed from the
-                first write to the last, over the bucket that binds writes
+The job (deterministic): about 60% enables, 25% updates and 15% removes,
+about a quarter of the rows on a pair an earlier row touched, none failing
+when applied in file order (an enable may meet a pair already enabled).
+
+Columns (counts come from the simulator, not from the clients):
+
+  applied       changes that took effect ÷ changes (orgconn: applied or
+                superseded by a later change of the pair)
+  gave up       changes dead-lettered (orgconn) or that the client returned
+                an error for after its retries (baselines)
+  exact         the simulator's final state equals the job applied in file
+                order by the reference model; wrong = pairs that differ
+  elapsed       first successful write to the last
+  utilization   successful writes ÷ (burst + rate × elapsed), over the
+                bucket that binds writes
   429 ratio     throttled requests ÷ requests
   calls/change  API requests ÷ applied changes
+  tokens        tokens issued by /oauth/token
 
 Scenarios: a = one bucket (burst 10, 20/s); b = a global bucket (10, 20/s)
 and a slower write bucket (5, 10/s), each answer's headers describing one of
-them in turn; c = burst 10, 20/s, halved to 10/s once half the job is done.
-Workers start from --rate 20 --burst 10, the tenant's global numbers.
+them in turn; c = burst 10, 20/s, halved to 10/s once half the job is
+written.
 
-With --baseline (the default) the same job also runs through a plain client
-at the same total concurrency that retries a 429 after waiting for
-X-RateLimit-Reset (at most 3 times, then gives up), as the official SDKs do.
+--start says what the workers are told of the budget: defaults = nothing
+(the default plan, essentials, learned upward from the tenant's answers);
+enterprise = --plan enterprise; tenant = --rate and --burst of the
+scenario's global bucket.
+
+Baselines (--baselines, comma-separated, "" for none), each routing a pair's
+changes to one of processes × concurrency lanes so they stay in file order;
+an enable answered 409 becomes an update with the same flags, a remove
+answered 404 is done:
+  go-auth0   github.com/auth0/go-auth0/management v1.45.0 with its default
+             retries (a 429 twice, after X-RateLimit-Reset + 25%, 1-10 s)
+  sdk-style  orgconn's API client without pacing, retrying a 429 after
+             X-RateLimit-Reset (at least 250 ms, at most 10 s, plus up to
+             25% jitter) at most 3 times
 
 Redis is embedded (served on loopback) unless --redis is given; each run
 uses its own queue and key prefix and removes them afterwards.
 
 Example:
-  orgconn bench --scenarios a,b,c --processes 1,2,4`
+  orgconn bench --scenarios a,b,c --processes 1,2,4 --start tenant`
 
 func runBench(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "bench", benchSynopsis)
@@ -52,7 +80,9 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	concurrency := f.Int("concurrency", 10, "concurrency of each worker process")
 	latency := f.Duration("latency", 20*time.Millisecond, "the simulated tenant's answer latency")
 	redisURL := f.String("redis", "", "Redis to use (empty: an embedded one)")
-	baseline := f.Bool("baseline", true, "also run the SDK-style baseline client")
+	baselines := f.String("baselines", strings.Join(bench.Baselines, ","), "baseline clients to run beside orgconn, comma-separated (go-auth0, sdk-style; empty: none)")
+	start := f.String("start", string(bench.StartDefaults), "what the workers are told of the budget: defaults, enterprise or tenant")
+	seed := f.Uint64("seed", bench.JobSeed, "seed of the job")
 	inProcess := f.Bool("in-process", false, "run the workers inside this process instead of as separate processes")
 	asJSON := f.Bool("json", false, "print the results as JSON")
 	timeout := f.Duration("timeout", 5*time.Minute, "longest time one run may take")
@@ -65,15 +95,11 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	var o bench.Options
 	for _, name := range splitList(*scenarios) {
-		found := false
-		for _, sc := range bench.Scenarios {
-			if sc.Name == name {
-				o.Scenarios, found = append(o.Scenarios, sc), true
-			}
+		sc, err := bench.LookupScenario(name)
+		if err != nil {
+			return errorf(e, exitUsage, "bench: --scenarios: %v", err)
 		}
-		if !found {
-			return errorf(e, exitUsage, "bench: --scenarios: unknown scenario %q (want a, b or c)", name)
-		}
+		o.Scenarios = append(o.Scenarios, sc)
 	}
 	for _, p := range splitList(*processes) {
 		n, err := strconv.Atoi(p)
@@ -85,10 +111,26 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if len(o.Scenarios) == 0 || len(o.Processes) == 0 {
 		return errorf(e, exitUsage, "bench: --scenarios and --processes must name at least one")
 	}
+	for _, b := range splitList(*baselines) {
+		if !slices.Contains(bench.Baselines, b) {
+			return errorf(e, exitUsage, "bench: --baselines: unknown baseline %q (want %s)", b, strings.Join(bench.Baselines, " or "))
+		}
+		o.Baselines = append(o.Baselines, b)
+	}
+	st, err := bench.ParseStart(*start)
+	if err != nil {
+		return errorf(e, exitUsage, "bench: --start: %v", err)
+	}
 	if *changes < 1 || *changes > 100000 || *concurrency < 1 || *concurrency > 1000 {
 		return errorf(e, exitUsage, "bench: --changes must be 1 to 100000 and --concurrency 1 to 1000")
 	}
-	o.Changes, o.Concurrency, o.Latency, o.RedisURL, o.Baseline, o.Timeout = *changes, *concurrency, *latency, *redisURL, *baseline, *timeout
+	if *latency <= 0 {
+		return errorf(e, exitUsage, "bench: --latency must be positive")
+	}
+	if *seed == 0 {
+		return errorf(e, exitUsage, "bench: --seed must not be 0")
+	}
+	o.Changes, o.Concurrency, o.Latency, o.RedisURL, o.Start, o.Seed, o.Timeout = *changes, *concurrency, *latency, *redisURL, st, *seed, *timeout
 	o.Progress = e.stderr
 	o.Workers = bench.InProcess
 	if !*inProcess {
@@ -98,7 +140,8 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		}
 		o.Workers = subprocessWorkers(exe, *workerLog, e.stderr)
 	}
-	fmt.Fprintf(e.stderr, "bench: %d changes, %d×%d concurrency per process, simulator latency %v\n", o.Changes, len(o.Processes), o.Concurrency, o.Latency)
+	fmt.Fprintf(e.stderr, "bench: %d changes (seed %d), %v processes × %d concurrency, workers start from %s, simulator latency %v\n",
+		o.Changes, o.Seed, o.Processes, o.Concurrency, o.Start, o.Latency)
 	results, err := bench.Measure(ctx, o)
 	if err != nil {
 		return errorf(e, exitUnavailable, "bench: %v", err)
@@ -115,17 +158,22 @@ func runBench(ctx context.Context, e *env, args []string) int {
 
 // printBench prints the results as a Markdown table.
 func printBench(w io.Writer, o bench.Options, results []bench.Result) {
-	fmt.Fprintln(w, "| scenario | processes | client | applied | gave up | elapsed | utilization | 429 ratio | calls/change | tokens |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | processes | client | applied | gave up | exact | elapsed | utilization | 429 ratio | calls/change | tokens |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Fprintf(w, "| %s | %d | %s | %d/%d | %d | %.2fs | %.3f | %.1f%% (%d/%d) | %.3f | %d |\n",
-			r.Scenario, r.Processes, r.Client, r.Applied, r.Changes, r.GaveUp, r.Elapsed.Seconds(), r.Utilization,
+		exact := "yes"
+		if !r.Exact {
+			exact = fmt.Sprintf("no (%d wrong)", r.WrongPairs)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %d/%d | %d | %s | %.2fs | %.3f | %.1f%% (%d/%d) | %.3f | %d |\n",
+			r.Scenario, r.Processes, r.Client, r.Applied, r.Changes, r.GaveUp, exact, r.Elapsed.Seconds(), r.Utilization,
 			100*r.ThrottleRatio, r.Throttled, r.Requests, r.CallsPerChange, r.Tokens)
 	}
 	fmt.Fprintln(w)
 	for _, sc := range o.Scenarios {
 		fmt.Fprintf(w, "- %s: %s\n", sc.Name, sc.Title)
 	}
+	fmt.Fprintf(w, "- orgconn workers started from: %s\n", o.Start)
 }
 
 // subprocessWorkers starts "orgconn worker" processes of this binary.
@@ -156,10 +204,9 @@ func subprocessWorkers(exe, logLevel string, stderr io.Writer) bench.Workers {
 			return first
 		}
 		for range run.Processes {
-			c := exec.Command(exe, "worker",
-				"--concurrency", strconv.Itoa(run.Concurrency),
-				"--rate", strconv.FormatFloat(run.Rate, 'f', -1, 64), "--burst", strconv.Itoa(run.Burst),
-				"--queue", run.Queue, "--prefix", run.Prefix, "--log-level", logLevel, "--metrics-addr", "")
+			args := append([]string{"worker", "--concurrency", strconv.Itoa(run.Concurrency)}, run.BudgetFlags()...)
+			args = append(args, "--queue", run.Queue, "--prefix", run.Prefix, "--log-level", logLevel, "--metrics-addr", "")
+			c := exec.Command(exe, args...)
 			c.Env = append(benchEnv(),
 				"REDIS_URL="+run.RedisURL, "AUTH0_DOMAIN="+run.BaseURL,
 				"AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)

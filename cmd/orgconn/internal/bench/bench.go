@@ -1,11 +1,13 @@
 // Package bench measures how well orgconn spends a tenant's rate budget:
 // it starts Redis (embedded unless given), the tenant simulator and N
-// worker processes, runs a fixed job of enables against a fixed budget, and
+// worker processes, runs a fixed mixed job (NewJob: enables, updates and
+// removes, some pairs changed more than once) against a fixed budget, and
 // reports utilization (successful writes ÷ (burst + rate × elapsed)), the
-// share of requests throttled, and API calls per applied change. The same
-// job also runs through a baseline client that does what the official SDKs
-// do: send at its concurrency and, on a 429, wait for X-RateLimit-Reset and
-// retry a few times.
+// share of requests throttled, API calls per applied change, and whether
+// the tenant ends exactly as the job applied in file order says. The same
+// job also runs through baseline clients at the fleet's concurrency: the
+// official Go SDK (go-auth0) with its default retries, and a hand-written
+// client that retries a 429 as the SDKs do.
 package bench
 
 import (
@@ -17,6 +19,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -33,15 +38,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Scenario is one tenant budget the job runs against.
+// Scenario is one tenant the job runs against.
 type Scenario struct {
 	Name, Title string
-	// Global and Write are the simulator's buckets; HeaderPolicy says
-	// which one the X-RateLimit-* headers describe.
-	Global, Write mgmttest.Bucket
-	HeaderPolicy  mgmttest.HeaderPolicy
-	// Halve, if set, halves every bucket's rate once half the job is
-	// applied.
+	// Config is the simulated tenant: its buckets, which of them the
+	// X-RateLimit-* headers describe, what Reset means, its answers to
+	// duplicates and its faults. The bench sets Orgs, Connections and Seed
+	// for its job, and Faults.Latency when Options.Latency is not zero.
+	Config mgmttest.Config
+	// Binding is the bucket that limits writes, the budget utilization is
+	// measured against.
+	Binding mgmttest.Bucket
+	// Halve, if set, halves every bucket's rate once half the job's
+	// changes are written.
 	Halve bool
 }
 
@@ -49,18 +58,72 @@ type Scenario struct {
 // slower write bucket with each answer describing only one of them; the
 // rate halved mid-run.
 var Scenarios = []Scenario{
-	{Name: "a", Title: "one bucket: burst 10, 20/s", Global: mgmttest.Bucket{Burst: 10, Rate: 20}},
-	{Name: "b", Title: "global 10/20/s + write 5/10/s, headers alternate", Global: mgmttest.Bucket{Burst: 10, Rate: 20}, Write: mgmttest.Bucket{Burst: 5, Rate: 10}, HeaderPolicy: mgmttest.Alternate},
-	{Name: "c", Title: "burst 10, 20/s halved to 10/s mid-run", Global: mgmttest.Bucket{Burst: 10, Rate: 20}, Halve: true},
+	{Name: "a", Title: "one bucket: burst 10, 20/s",
+		Config:  mgmttest.Config{Global: mgmttest.Bucket{Burst: 10, Rate: 20}},
+		Binding: mgmttest.Bucket{Burst: 10, Rate: 20}},
+	{Name: "b", Title: "global 10/20/s + write 5/10/s, headers alternate",
+		Config:  mgmttest.Config{Global: mgmttest.Bucket{Burst: 10, Rate: 20}, Write: mgmttest.Bucket{Burst: 5, Rate: 10}, HeaderPolicy: mgmttest.Alternate},
+		Binding: mgmttest.Bucket{Burst: 5, Rate: 10}},
+	{Name: "c", Title: "burst 10, 20/s halved to 10/s mid-run",
+		Config:  mgmttest.Config{Global: mgmttest.Bucket{Burst: 10, Rate: 20}},
+		Binding: mgmttest.Bucket{Burst: 10, Rate: 20}, Halve: true},
 }
 
-// binding is the bucket that limits writes.
-func (s Scenario) binding() mgmttest.Bucket {
-	if s.Write.Rate > 0 && s.Write.Rate < s.Global.Rate {
-		return s.Write
+// LookupScenario returns the scenario named name. (Named simulator shapes
+// plug in here: Scenario{Name: s.Name, Title: s.Doc, Config: s.Config(1),
+// Binding: s.Binding(1)}.)
+func LookupScenario(name string) (Scenario, error) {
+	var names []string
+	for _, sc := range Scenarios {
+		if sc.Name == name {
+			return sc, nil
+		}
+		names = append(names, sc.Name)
 	}
-	return s.Global
+	return Scenario{}, fmt.Errorf("unknown scenario %q: use one of %s", name, strings.Join(names, ", "))
 }
+
+// Start is what the orgconn workers are told of the tenant's budget.
+type Start string
+
+// The starts.
+const (
+	// StartDefaults gives no --plan, --rate or --burst: the workers start
+	// from the default plan's documented numbers (DefaultPlan) and learn
+	// the tenant from its answers.
+	StartDefaults Start = "defaults"
+	// StartEnterprise gives --plan enterprise.
+	StartEnterprise Start = "enterprise"
+	// StartTenant gives --rate and --burst: the scenario's global bucket,
+	// as a tenant owner who knows the numbers would configure them.
+	StartTenant Start = "tenant"
+)
+
+// DefaultPlan is orgconn worker's --plan when none is given.
+const DefaultPlan = "essentials"
+
+// ParseStart parses a --start value.
+func ParseStart(s string) (Start, error) {
+	switch st := Start(s); st {
+	case StartDefaults, StartEnterprise, StartTenant:
+		return st, nil
+	}
+	return "", fmt.Errorf("unknown start %q: use defaults, enterprise or tenant", s)
+}
+
+// The clients a run can measure.
+const (
+	ClientOrgconn = "orgconn"
+	// ClientGoAuth0 is the official Go SDK, github.com/auth0/go-auth0, with
+	// its default retries (runGoAuth0).
+	ClientGoAuth0 = "go-auth0"
+	// ClientSDKStyle is a hand-written client that retries a 429 as the
+	// SDKs do (runSDKStyle).
+	ClientSDKStyle = "sdk-style"
+)
+
+// Baselines are the baseline clients, in the order they run.
+var Baselines = []string{ClientGoAuth0, ClientSDKStyle}
 
 // Workers starts the worker processes of one run; it returns a function
 // that stops them (gracefully) and waits for them.
@@ -74,24 +137,46 @@ type Run struct {
 	BaseURL       string
 	Processes     int
 	Concurrency   int
-	// Rate and Burst are what the workers start from (--rate, --burst):
-	// the tenant's global numbers, as its owner would configure them.
+	// Start says what the workers are told of the budget; Rate and Burst
+	// are the tenant's global numbers, given (as --rate, --burst) only
+	// with StartTenant.
+	Start Start
 	Rate  float64
 	Burst int
+}
+
+// BudgetFlags are the worker flags that say what Start says.
+func (r Run) BudgetFlags() []string {
+	switch r.Start {
+	case StartEnterprise:
+		return []string{"--plan", "enterprise"}
+	case StartTenant:
+		return []string{"--rate", strconv.FormatFloat(r.Rate, 'f', -1, 64), "--burst", strconv.Itoa(r.Burst)}
+	}
+	return nil
 }
 
 // Options configure Measure.
 type Options struct {
 	Scenarios   []Scenario
 	Processes   []int
-	Changes     int           // zero means 400
-	Concurrency int           // per process; zero means 10
-	Latency     time.Duration // the simulator's answer latency; zero means 20 ms
+	Changes     int // zero means 400
+	Concurrency int // per process; zero means 10
+	// Latency is the simulator's answer latency; zero means the scenario's
+	// (Config.Faults.Latency), or 20 ms when that is zero too.
+	Latency time.Duration
 	// RedisURL is a Redis to use (each run under its own prefix and queue);
 	// empty means an embedded one, served on loopback for the workers.
 	RedisURL string
 	Workers  Workers
-	Baseline bool
+	// Start is what the workers are told of the budget; empty means
+	// StartDefaults.
+	Start Start
+	// Baselines are the baseline clients to run beside orgconn, each at
+	// the fleet's total concurrency (ClientGoAuth0, ClientSDKStyle).
+	Baselines []string
+	// Seed seeds the job; zero means JobSeed.
+	Seed uint64
 	// Timeout bounds one run; zero means 5 minutes.
 	Timeout time.Duration
 	// Progress receives a line per run; nil discards.
@@ -100,21 +185,40 @@ type Options struct {
 
 // Result is one run's figures.
 type Result struct {
-	Scenario    string        `json:"scenario"`
-	Client      string        `json:"client"` // "orgconn" or "baseline"
-	Processes   int           `json:"processes"`
-	Concurrency int           `json:"concurrency"`
-	Changes     int           `json:"changes"`
-	Applied     int           `json:"applied"`
-	GaveUp      int           `json:"gave_up"`
-	Requests    int           `json:"requests"`
-	Throttled   int           `json:"throttled"`
-	Tokens      int           `json:"tokens_issued"`
-	Elapsed     time.Duration `json:"elapsed_ns"`
-	Budget      float64       `json:"budget"`
-	// Utilization is Applied ÷ Budget, the calls the tenant allowed from
-	// the first write to the last: burst + rate × elapsed (the rate before
-	// and after a halving, each for its share).
+	Scenario    string `json:"scenario"`
+	Client      string `json:"client"` // "orgconn", "go-auth0" or "sdk-style"
+	Start       Start  `json:"start,omitempty"`
+	Processes   int    `json:"processes"`
+	Concurrency int    `json:"concurrency"`
+	Changes     int    `json:"changes"`
+	// Applied is the number of changes that took effect: for orgconn the
+	// lines the ledger counts applied or superseded (a later change of the
+	// pair made the call unnecessary), for a baseline the changes its
+	// calls succeeded for (a 409 on enable followed by a successful
+	// update, or a 404 on remove, included).
+	Applied    int `json:"applied"`
+	Superseded int `json:"superseded"`
+	// GaveUp is the number of changes that did not: dead letters for
+	// orgconn, changes the client returned an error for after its retries
+	// for a baseline.
+	GaveUp int `json:"gave_up"`
+	// Exact says whether the simulator's final state equals the expected
+	// one (the job applied in file order by jobstest's model); WrongPairs
+	// counts the pairs that differ, WrongExamples shows a few.
+	Exact         bool     `json:"exact"`
+	WrongPairs    int      `json:"wrong_pairs"`
+	WrongExamples []string `json:"wrong_examples,omitempty"`
+	// Requests, Throttled, Writes and Tokens are the simulator's counts:
+	// /api/v2 requests, 429 answers, successful writes and tokens issued.
+	Requests  int           `json:"requests"`
+	Throttled int           `json:"throttled"`
+	Writes    int           `json:"writes"`
+	Tokens    int           `json:"tokens_issued"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	Budget    float64       `json:"budget"`
+	// Utilization is Writes ÷ Budget, the calls the binding bucket
+	// allowed from the first successful write to the last: burst + rate ×
+	// elapsed (the rate before and after a halving, each for its share).
 	Utilization float64 `json:"utilization"`
 	// ThrottleRatio is Throttled ÷ Requests.
 	ThrottleRatio float64 `json:"throttle_ratio"`
@@ -122,8 +226,8 @@ type Result struct {
 	CallsPerChange float64 `json:"calls_per_change"`
 }
 
-// Measure runs every scenario for every process count, and the baseline
-// beside each when asked.
+// Measure runs every scenario for every process count, orgconn and then
+// each of the baselines.
 func Measure(ctx context.Context, o Options) ([]Result, error) {
 	if o.Changes <= 0 {
 		o.Changes = 400
@@ -131,8 +235,19 @@ func Measure(ctx context.Context, o Options) ([]Result, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 10
 	}
-	if o.Latency <= 0 {
-		o.Latency = 20 * time.Millisecond
+	if o.Start == "" {
+		o.Start = StartDefaults
+	}
+	if _, err := ParseStart(string(o.Start)); err != nil {
+		return nil, err
+	}
+	for _, b := range o.Baselines {
+		if !slices.Contains(Baselines, b) {
+			return nil, fmt.Errorf("unknown baseline %q: use %s", b, strings.Join(Baselines, " or "))
+		}
+	}
+	if o.Seed == 0 {
+		o.Seed = JobSeed
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
@@ -164,11 +279,7 @@ func Measure(ctx context.Context, o Options) ([]Result, error) {
 	var out []Result
 	for _, sc := range o.Scenarios {
 		for _, p := range o.Processes {
-			clients := []string{"orgconn"}
-			if o.Baseline {
-				clients = append(clients, "baseline")
-			}
-			for _, client := range clients {
+			for _, client := range append([]string{ClientOrgconn}, o.Baselines...) {
 				rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 				r, err := o.run(rctx, rdb, redisURL, sc, p, client)
 				cancel()
@@ -184,34 +295,47 @@ func Measure(ctx context.Context, o Options) ([]Result, error) {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%s  %d×%-3d %-8s  %d/%d applied in %6.2fs  utilization %.3f  429s %d/%d (%.1f%%)  %.3f calls/change  gave up %d  tokens %d",
+	exact := "exact"
+	if !r.Exact {
+		exact = fmt.Sprintf("NOT exact (%d pairs wrong, e.g. %s)", r.WrongPairs, strings.Join(r.WrongExamples, "; "))
+	}
+	return fmt.Sprintf("%s  %d×%-3d %-9s  %d/%d applied in %6.2fs  utilization %.3f  429s %d/%d (%.1f%%)  %.3f calls/change  gave up %d  tokens %d  %s",
 		r.Scenario, r.Processes, r.Concurrency, r.Client, r.Applied, r.Changes, r.Elapsed.Seconds(), r.Utilization,
-		r.Throttled, r.Requests, 100*r.ThrottleRatio, r.CallsPerChange, r.GaveUp, r.Tokens)
+		r.Throttled, r.Requests, 100*r.ThrottleRatio, r.CallsPerChange, r.GaveUp, r.Tokens, exact)
+}
+
+// simConfig is the scenario's tenant sized for a job of changes rows.
+func (o Options) simConfig(sc Scenario, changes int) mgmttest.Config {
+	cfg := sc.Config
+	cfg.Orgs = (changes*jobPairsPerRow+7)/8 + 1
+	cfg.Connections = 8
+	cfg.Seed = 7
+	if o.Latency > 0 {
+		cfg.Faults.Latency = o.Latency
+	} else if cfg.Faults.Latency == 0 {
+		cfg.Faults.Latency = 20 * time.Millisecond
+	}
+	return cfg
 }
 
 // run is one scenario × process count × client.
 func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL string, sc Scenario, processes int, client string) (Result, error) {
 	res := Result{Scenario: sc.Name, Client: client, Processes: processes, Concurrency: o.Concurrency, Changes: o.Changes}
-	sim := mgmttest.New(mgmttest.Config{
-		Orgs: (o.Changes + 7) / 8, Connections: 8, Seed: 7,
-		Global: sc.Global, Write: sc.Write, HeaderPolicy: sc.HeaderPolicy,
-		Faults: mgmttest.Faults{Latency: o.Latency},
-	})
+	if client == ClientOrgconn {
+		res.Start = o.Start
+	}
+	cfg := o.simConfig(sc, o.Changes)
+	sim := mgmttest.New(cfg)
+	job, err := NewJob(tenantOf(sim), o.Changes, o.Seed)
+	if err != nil {
+		return res, err
+	}
+	job.seed(sim)
 	srv, err := mgmttest.Listen("127.0.0.1:0", sim)
 	if err != nil {
 		return res, err
 	}
 	defer srv.Close(context.Background())
-
-	// The job: one enable per pair, none repeated, none failing.
-	var changes []jobs.Change
-	for _, org := range sim.Orgs() {
-		for _, c := range sim.Connections() {
-			if len(changes) < o.Changes {
-				changes = append(changes, jobs.Change{Action: jobs.Enable, OrgID: org, ConnectionID: c.ID})
-			}
-		}
-	}
 
 	halvedAt := make(chan time.Time, 1)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -228,9 +352,10 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 				}
 				if sim.Stats().Writes >= o.Changes/2 {
 					at := time.Now()
-					sim.SetBucket(mgmttest.GlobalBucket, mgmttest.Bucket{Burst: sc.Global.Burst, Rate: sc.Global.Rate / 2})
-					if sc.Write.Rate > 0 {
-						sim.SetBucket(mgmttest.WriteBucket, mgmttest.Bucket{Burst: sc.Write.Burst, Rate: sc.Write.Rate / 2})
+					for name, b := range map[mgmttest.BucketName]mgmttest.Bucket{mgmttest.GlobalBucket: cfg.Global, mgmttest.WriteBucket: cfg.Write, mgmttest.ReadBucket: cfg.Read} {
+						if b.Rate > 0 {
+							sim.SetBucket(name, mgmttest.Bucket{Burst: b.Burst, Rate: b.Rate / 2})
+						}
 					}
 					halvedAt <- at
 					return
@@ -239,20 +364,37 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 		}()
 	}
 
+	lanes := processes * o.Concurrency
 	switch client {
-	case "orgconn":
-		if err := o.runOrgconn(ctx, rdb, redisURL, srv.URL(), sc, processes, changes, sim); err != nil {
+	case ClientOrgconn:
+		bc, err := o.runOrgconn(ctx, rdb, redisURL, srv.URL(), sc, processes, job.Changes, sim)
+		if err != nil {
 			return res, err
 		}
+		res.Applied, res.Superseded, res.GaveUp = int(bc.Applied+bc.Superseded), int(bc.Superseded), int(bc.Dead)
+	case ClientGoAuth0:
+		if res.GaveUp, err = runGoAuth0(ctx, srv.URL(), lanes, job.Changes); err != nil {
+			return res, err
+		}
+		res.Applied = o.Changes - res.GaveUp
+	case ClientSDKStyle:
+		if res.GaveUp, err = runSDKStyle(ctx, srv.URL(), lanes, job.Changes); err != nil {
+			return res, err
+		}
+		res.Applied = o.Changes - res.GaveUp
 	default:
-		res.GaveUp = runBaseline(ctx, srv.URL(), processes*o.Concurrency, changes)
+		return res, fmt.Errorf("unknown client %q", client)
 	}
 	stopWatch()
 
+	res.Exact, res.WrongPairs, res.WrongExamples = Compare(job.Want, sim.State())
+	if len(res.WrongExamples) > 3 {
+		res.WrongExamples = res.WrongExamples[:3]
+	}
 	st := sim.Stats()
-	res.Applied, res.Throttled, res.Requests, res.Tokens = st.Writes, st.Throttled, st.Total, st.TokensIssued
+	res.Writes, res.Throttled, res.Requests, res.Tokens = st.Writes, st.Throttled, st.Total, st.TokensIssued
 	res.Elapsed = st.LastWrite.Sub(st.FirstWrite)
-	b := sc.binding()
+	b := sc.Binding
 	res.Budget = float64(b.Burst) + b.Rate*res.Elapsed.Seconds()
 	select {
 	case at := <-halvedAt:
@@ -261,7 +403,7 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 	default:
 	}
 	if res.Budget > 0 {
-		res.Utilization = float64(res.Applied) / res.Budget
+		res.Utilization = float64(res.Writes) / res.Budget
 	}
 	if res.Requests > 0 {
 		res.ThrottleRatio = float64(res.Throttled) / float64(res.Requests)
@@ -273,52 +415,49 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 }
 
 // runOrgconn imports the job and runs the worker processes until it is
-// done.
-func (o Options) runOrgconn(ctx context.Context, rdb redis.UniversalClient, redisURL, baseURL string, sc Scenario, processes int, changes []jobs.Change, sim *mgmttest.Server) error {
+// done; it returns the batch's final counts.
+func (o Options) runOrgconn(ctx context.Context, rdb redis.UniversalClient, redisURL, baseURL string, sc Scenario, processes int, changes []jobs.Change, sim *mgmttest.Server) (ledger.BatchCounts, error) {
 	id := fmt.Sprintf("bench-%s-%d-%d", sc.Name, processes, time.Now().UnixNano())
 	run := Run{RedisURL: redisURL, Redis: rdb, Queue: id, Prefix: id, BaseURL: baseURL, Processes: processes,
-		Concurrency: o.Concurrency, Rate: sc.Global.Rate, Burst: sc.Global.Burst}
+		Concurrency: o.Concurrency, Start: o.Start, Rate: sc.Config.Global.Rate, Burst: sc.Config.Global.Burst}
 	defer cleanup(rdb, id)
 
 	l, err := ledger.New(rdb, id, time.Hour)
 	if err != nil {
-		return err
+		return ledger.BatchCounts{}, err
 	}
 	dir, err := os.MkdirTemp("", "orgconn-bench-*")
 	if err != nil {
-		return err
+		return ledger.BatchCounts{}, err
 	}
 	defer os.RemoveAll(dir)
-	rows := make([]jobstest.Row, len(changes))
-	for i, c := range changes {
-		rows[i] = jobstest.Row{Line: i + 2, Change: c}
-	}
 	var buf bytes.Buffer
-	if err := jobstest.WriteCSV(&buf, rows); err != nil {
-		return err
+	if err := jobstest.WriteCSV(&buf, rows(changes)); err != nil {
+		return ledger.BatchCounts{}, err
 	}
 	path := filepath.Join(dir, "job.csv")
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		return err
+		return ledger.BatchCounts{}, err
 	}
 	q := asynq.NewClientFromRedisClient(rdb)
 	im, err := producer.NewImporter(producer.Config{Ledger: l, Queue: q, QueueName: id})
 	if err != nil {
-		return err
+		return ledger.BatchCounts{}, err
 	}
 	if _, err := im.ImportFile(ctx, path, producer.Options{Batch: id}); err != nil {
-		return fmt.Errorf("import: %w", err)
+		return ledger.BatchCounts{}, fmt.Errorf("import: %w", err)
 	}
 
 	stop, err := o.Workers(ctx, run)
 	if err != nil {
-		return fmt.Errorf("start workers: %w", err)
+		return ledger.BatchCounts{}, fmt.Errorf("start workers: %w", err)
 	}
-	if bc, err := l.Wait(ctx, id, 20*time.Millisecond, nil); err != nil {
+	bc, err := l.Wait(ctx, id, 20*time.Millisecond, nil)
+	if err != nil {
 		stop()
-		return fmt.Errorf("job not done (%+v, simulator %v): %w", bc, sim.Stats(), err)
+		return bc, fmt.Errorf("job not done (%+v, simulator %v): %w", bc, sim.Stats(), err)
 	}
-	return stop()
+	return bc, stop()
 }
 
 // cleanup removes a run's keys: its queue's and its prefix's.
@@ -373,6 +512,17 @@ func startInProcess(ctx context.Context, run Run, name string) (stop func(), err
 			rdb.Close()
 		}
 	}()
+	start, override := ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, true
+	if run.Start != StartTenant {
+		plan := DefaultPlan
+		if run.Start == StartEnterprise {
+			plan = "enterprise"
+		}
+		if start, err = ratelimit.PlanBuckets(plan); err != nil {
+			return nil, err
+		}
+		override = false
+	}
 	l, err := ledger.New(rdb, run.Prefix, time.Hour)
 	if err != nil {
 		return nil, err
@@ -380,7 +530,7 @@ func startInProcess(ctx context.Context, run Run, name string) (stop func(), err
 	w, err := assembly.New(ctx, assembly.Config{
 		Redis: rdb, Ledger: l, BaseURL: run.BaseURL,
 		Tokens: mgmt.NewClientCredentials(run.BaseURL, mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, nil),
-		Start:  ratelimit.Buckets{Global: ratelimit.Bucket{Burst: run.Burst, Rate: run.Rate}}, Override: true,
+		Start:  start, Override: override,
 		APITimeout: 10 * time.Second,
 		Worker:     worker.Config{Queue: run.Queue, Concurrency: run.Concurrency, Instance: name},
 		Logger:     discard,
