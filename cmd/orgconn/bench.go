@@ -46,10 +46,12 @@ Columns (counts come from the simulator, not from the clients):
   calls/change  API requests ÷ applied changes
   tokens        tokens issued by /oauth/token
 
-Scenarios: a = one bucket (burst 10, 20/s); b = a global bucket (10, 20/s)
-and a slower write bucket (5, 10/s), each answer's headers describing one of
-them in turn; c = burst 10, 20/s, halved to 10/s once half the job is
-written.
+Scenarios: the simulator's shapes (orgconn simulate --help lists them:
+shared, split, burst-headers, alternate, window, reset-now, essentials ×20,
+enterprise ×4), and the older a = one bucket (burst 10, 20/s); b = a global
+bucket (10, 20/s) and a slower write bucket (5, 10/s), each answer's headers
+describing one of them in turn; c = burst 10, 20/s, halved to 10/s once half
+the job is written.
 
 --start says what the workers are told of the budget: defaults = nothing
 (the default plan, essentials, learned upward from the tenant's answers);
@@ -70,11 +72,12 @@ Redis is embedded (served on loopback) unless --redis is given; each run
 uses its own queue and key prefix and removes them afterwards.
 
 Example:
-  orgconn bench --scenarios a,b,c --processes 1,2,4 --start tenant`
+  orgconn bench --scenarios shared,burst-headers --processes 1,2,4
+  orgconn bench --start enterprise --scenarios split,window --processes 2`
 
 func runBench(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "bench", benchSynopsis)
-	scenarios := f.String("scenarios", "a,b,c", "scenarios to run, comma-separated (a, b, c)")
+	scenarios := f.String("scenarios", strings.Join(mgmttest.ShapeNames(), ","), "scenarios to run, comma-separated: the simulator's shapes, or a, b, c")
 	processes := f.String("processes", "1,2,4", "worker process counts, comma-separated")
 	changes := f.Int("changes", 400, "changes in the job")
 	concurrency := f.Int("concurrency", 10, "concurrency of each worker process")

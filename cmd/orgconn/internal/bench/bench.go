@@ -69,11 +69,24 @@ var Scenarios = []Scenario{
 		Binding: mgmttest.Bucket{Burst: 10, Rate: 20}, Halve: true},
 }
 
-// LookupScenario returns the scenario named name. (Named simulator shapes
-// plug in here: Scenario{Name: s.Name, Title: s.Doc, Config: s.Config(1),
-// Binding: s.Binding(1)}.)
+// ShapeTimeScale is the time scale the bench runs a simulator shape at: the
+// plan shapes' per-minute budgets run faster, so that a job takes about as
+// long as on the synthetic shapes (1 for the others).
+var ShapeTimeScale = map[string]float64{"essentials": 20, "enterprise": 4}
+
+// LookupScenario returns the scenario named name: one of the simulator's
+// shapes (mgmttest.Shapes, at ShapeTimeScale), or one of the older
+// Scenarios a, b and c.
 func LookupScenario(name string) (Scenario, error) {
-	var names []string
+	if sh, err := mgmttest.LookupShape(name); err == nil {
+		scale := ShapeTimeScale[sh.Name]
+		title := sh.Doc
+		if scale > 1 {
+			title = fmt.Sprintf("%s, ×%g", sh.Doc, scale)
+		}
+		return Scenario{Name: sh.Name, Title: title, Config: sh.Config(scale), Binding: sh.Binding(scale)}, nil
+	}
+	names := mgmttest.ShapeNames()
 	for _, sc := range Scenarios {
 		if sc.Name == name {
 			return sc, nil
