@@ -49,6 +49,10 @@ import (
 //     described). It keeps what was learned and paces again when an answer
 //     describes it.
 
+// probeEvery is how often a described bucket whose calls wait and find it
+// more than half full may be raised (up to double): slow start.
+const probeEvery = 250 * time.Millisecond
+
 // retireAfter is how many answers of a class may pass without describing a
 // bucket before it stops pacing.
 const retireAfter = 100
@@ -103,12 +107,34 @@ type learning struct {
 	cut     map[string]time.Time   // by bucket: last cut after a 429
 	model   map[string]BucketState // the fleet's model as last read
 
-	accepted  map[string]int64     // by class letter: answers that were not 429s
-	firstAt   map[string]time.Time // by class letter: the first answer read
-	refusal   map[string]delivery  // by bucket: the last 429 it gave, for the delivery estimate
-	described map[string]bool      // by bucket: a success answer described it
-	delivered map[string]bool      // by bucket: its rate was set from what it let through
-	demand    map[string]bool      // by class letter: a call waited for its slot in the last round
+	accepted  map[string]int64      // by class letter: answers that were not 429s
+	firstAt   map[string]time.Time  // by class letter: the first answer read
+	refusals  map[string][]delivery // by bucket: its latest 429s, oldest first, for the delivery estimate
+	described map[string]bool       // by bucket: a success answer described it
+	delivered map[string]float64    // by bucket: the rate last set from what it let through
+	capped    map[string]time.Time  // by bucket: when probing first reached its cap over delivered
+	bound     map[string]bool       // by bucket: delivered is only a lower bound (its first 429)
+	demand    map[string]bool       // by class letter: a call waited for its slot in the last round
+	last      map[string]sample     // by bucket: the last success answer describing it
+}
+
+// refilledAtLeast is the refill two successive answers describing the same
+// bucket prove: Remaining went from R₁ (after call n₁) to R₂ (after call
+// n₂), so at least R₂ − R₁ + (n₂ − n₁) tokens came back between them
+// (exactly that many unless the bucket was full meanwhile). Only a span of
+// 100 ms and two tokens or more counts, so that whole-token headers do not
+// read as a fast refill.
+func (lg *learning) refilledAtLeast(s sample) (float64, bool) {
+	p, ok := lg.last[s.bucket]
+	if !ok || s.count <= p.count || p.count == 0 {
+		return 0, false
+	}
+	dt := s.at.Sub(p.at)
+	refill := float64(s.remaining - p.remaining + int(s.count-p.count))
+	if dt < 100*time.Millisecond || dt > 5*time.Second || refill < 2 {
+		return 0, false
+	}
+	return refill / dt.Seconds(), true
 }
 
 // delivery is a point of the delivery estimate: when a bucket refused a
@@ -121,8 +147,8 @@ type delivery struct {
 func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
-		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusal: map[string]delivery{}, described: map[string]bool{},
-		delivered: map[string]bool{}, demand: map[string]bool{}}
+		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -231,6 +257,17 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		case s.waited && !s.stale && NearFull(s.remaining, s.limit):
 			probe[s.bucket] = s
 		}
+		if !s.refused && !s.stale {
+			if b, ok := lg.model[s.bucket]; ok {
+				if r, ok := lg.refilledAtLeast(s); ok && r > 1.2*b.Rate && now.Sub(lg.cut[s.bucket]) >= time.Second {
+					l.log.Info("rate-limit bucket refilled faster than modelled between two answers", "bucket", b.ID, "rate", round(r), "was", round(b.Rate))
+					b.Rate, b.Source = r, string(AtLeast)
+					set(b)
+					lg.probed[b.ID] = now
+				}
+			}
+			lg.last[s.bucket] = s
+		}
 	}
 	adopted := map[string]bool{}
 	for id, est := range estimates {
@@ -244,7 +281,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	}
 	for id, s := range probe {
 		b, ok := lg.model[id]
-		if !ok || b.Rate >= maxProbeRate || now.Sub(lg.probed[id]) < 500*time.Millisecond || now.Sub(lg.cut[id]) < 2*time.Second {
+		if !ok || b.Rate >= maxProbeRate || now.Sub(lg.probed[id]) < probeEvery || now.Sub(lg.cut[id]) < 2*time.Second {
 			continue
 		}
 		if adopted[id] || b.Source == string(Measured) && estimates[id].Rate > 0 {
@@ -273,13 +310,16 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// afterRefusal is a bucket's rate after it refused a call at instant at:
-// what it let through since it last refused — it was empty both times, so
-// the calls accepted in between are its refill — paced a little below; or,
-// at its first refusal, what it let through since the first call, less its
-// size (it started full). Without a span of at least a second to measure,
-// the rate is cut by cutFactor. It records the refusal for the next
-// estimate.
+// afterRefusal is a bucket's rate after it refused a call at instant at.
+// A bucket that refuses is empty, so the calls it accepted between two of
+// its refusals are its refill over that span: the rate is what it let
+// through since the oldest of its recent refusals at least a second back
+// (the longer the span, the less a window's or a round trip's granularity
+// weighs), paced a little below. At its first refusal, what it let through
+// since the first call, less its size (it started full), after at least
+// deliverySpanFirst. A refusal too soon after the last one to measure
+// keeps a rate measured before, else cuts it by cutFactor. It records the
+// refusal for the next estimates.
 func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, string) {
 	var accepted int64
 	var first time.Time
@@ -289,21 +329,49 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 			first = f
 		}
 	}
-	prev, seen := lg.refusal[b.ID]
-	lg.refusal[b.ID] = delivery{at: at, accepted: accepted}
+	past := lg.refusals[b.ID]
 	var delivered float64
-	switch {
-	case seen && at.Sub(prev.at) >= time.Second:
-		delivered = float64(accepted-prev.accepted) / at.Sub(prev.at).Seconds()
-	case !seen && !first.IsZero() && at.Sub(first) >= time.Second:
-		delivered = float64(accepted-int64(b.Burst)) / at.Sub(first).Seconds()
+	for _, p := range past {
+		if span := at.Sub(p.at); span >= time.Second && span <= deliverySpanMax {
+			delivered = float64(accepted-p.accepted) / span.Seconds()
+			break
+		}
 	}
-	if delivered > 0 {
-		lg.delivered[b.ID] = true
+	lg.bound[b.ID] = false
+	if len(past) == 0 && !first.IsZero() && at.Sub(first) >= deliverySpanFirst && accepted > int64(b.Burst) {
+		// A lower bound: the bucket may have been full, and wasted
+		// refill, while something else paced the calls.
+		delivered = float64(accepted-int64(b.Burst)) / at.Sub(first).Seconds()
+		lg.bound[b.ID] = true
+	}
+	past = append(past, delivery{at: at, accepted: accepted})
+	for len(past) > 1 && (len(past) > 16 || at.Sub(past[0].at) > deliverySpanMax) {
+		past = past[1:]
+	}
+	lg.refusals[b.ID] = past
+	delete(lg.capped, b.ID)
+	switch {
+	case delivered > 0:
+		lg.delivered[b.ID] = delivered * deliveredShare
 		return delivered * deliveredShare, "delivered"
+	case lg.delivered[b.ID] > 0:
+		// Measured before: back to that, whatever probing added since.
+		return math.Min(b.Rate, lg.delivered[b.ID]), "kept"
+	case len(past) == 0:
+		// Refused before anything could be measured: the burst of the
+		// first calls, not the rate, was too much. The pause and the
+		// sync to Remaining handle that.
+		return b.Rate, "burst"
 	}
 	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut"
 }
+
+// The spans of the delivery estimate: the longest looked back over, and
+// the shortest a first refusal is measured from.
+const (
+	deliverySpanMax   = 15 * time.Second
+	deliverySpanFirst = 100 * time.Millisecond
+)
 
 // deliveredShare is the share of a bucket's delivered rate the fleet paces
 // at after a 429: a little below, so that the bucket is not emptied again
@@ -387,15 +455,34 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 		if b.Source == "hidden" {
 			// Closed loop, as TCP finds a path's capacity: while calls
 			// wait for it and it refuses none, a bucket no success answer
-			// describes is raised — fast (×1.5 a second) until a 429 has
-			// measured it, gently (+2% a second) after.
+			// describes is raised — fast (×2 a second) until a 429 has
+			// measured it, gently after.
 			if lg.demand[b.Classes[:1]] && now.Sub(lg.cut[id]) >= time.Second && now.Sub(lg.probed[id]) >= time.Second {
 				lg.probed[id] = now
-				f := 1.5
-				if lg.delivered[id] {
-					f = 1.02
+				rate := math.Min(b.Rate*2, maxProbeRate)
+				if d := lg.delivered[id]; d > 0 {
+					// Measured: +1% a second up to 10% over what it let
+					// through (+5% up to 60% over a first 429's lower
+					// bound); past that only after 30 s without a 429
+					// (its limit may have been raised). A deep bucket
+					// drains slowly, so a fast climb would overshoot
+					// long before it refuses.
+					step, limit := 1.01, 1.1
+					if lg.bound[id] {
+						step, limit = 1.05, 1.6 // only a lower bound
+					}
+					rate = b.Rate * step
+					if rate > limit*d {
+						if lg.capped[id].IsZero() {
+							lg.capped[id] = now
+						}
+						if now.Sub(lg.capped[id]) < 30*time.Second {
+							continue
+						}
+						lg.delivered[id], lg.capped[id] = rate, now
+					}
 				}
-				b.Rate = math.Min(b.Rate*f, maxProbeRate)
+				b.Rate = rate
 				out = append(out, b)
 			}
 			continue
