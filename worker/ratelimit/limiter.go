@@ -257,6 +257,13 @@ type ticket struct {
 	waited bool             // the slot was set by a bucket's spacing: every older call was sent first
 }
 
+func otherClass(cls string) string {
+	if cls == "w" {
+		return "r"
+	}
+	return "w"
+}
+
 func classLetter(c mgmt.Class) string {
 	if c == mgmt.Write {
 		return "w"
@@ -384,7 +391,15 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 		age: now.Sub(e.Received), rtt: e.Received.Sub(e.Sent), floor: l.cfg.PauseFloor, drewFrom: tk.counts}
 	rl := e.RateLimit
 	if rl.Present && rl.Limit > 0 {
-		a.bucket, a.remaining, a.count = bucketID(cls, rl.Limit), rl.Remaining, tk.counts[bucketID(cls, rl.Limit)]
+		id := bucketID(cls, rl.Limit)
+		if _, ok := tk.counts[id]; !ok {
+			// The fleet found the bucket of this size shared by both
+			// classes: it is named by the other class.
+			if other := bucketID(otherClass(cls), rl.Limit); tk.counts[other] > 0 {
+				id = other
+			}
+		}
+		a.bucket, a.remaining, a.count = id, rl.Remaining, tk.counts[id]
 		a.startBurst, a.startRate = rl.Limit, l.startRate(cls, rl.Limit)
 	}
 	if !a.refused && a.bucket == "" {

@@ -116,14 +116,17 @@ type learning struct {
 	bound     map[string]bool       // by bucket: delivered is only a lower bound (its first 429)
 	demand    map[string]bool       // by class letter: a call waited for its slot in the last round
 	last      map[string]sample     // by bucket: the last success answer describing it
+	shared    map[int][2]int        // by size: evidence that reads and writes draw from one bucket {for, against}
 }
 
 // refilledAtLeast is the refill two successive answers describing the same
 // bucket prove: Remaining went from R₁ (after call n₁) to R₂ (after call
 // n₂), so at least R₂ − R₁ + (n₂ − n₁) tokens came back between them
-// (exactly that many unless the bucket was full meanwhile). Only a span of
-// 100 ms and two tokens or more counts, so that whole-token headers do not
-// read as a fast refill.
+// (exactly that many unless the bucket was full meanwhile, and answers
+// that overtook each other blur it by a few calls). Only a span of 500 ms
+// and three tokens or more counts, so that whole-token headers and
+// overtaking do not read as a fast refill; the caller raises a rate by it
+// at most twofold at a time (slow start).
 func (lg *learning) refilledAtLeast(s sample) (float64, bool) {
 	p, ok := lg.last[s.bucket]
 	if !ok || s.count <= p.count || p.count == 0 {
@@ -131,10 +134,75 @@ func (lg *learning) refilledAtLeast(s sample) (float64, bool) {
 	}
 	dt := s.at.Sub(p.at)
 	refill := float64(s.remaining - p.remaining + int(s.count-p.count))
-	if dt < 100*time.Millisecond || dt > 5*time.Second || refill < 2 {
+	if dt < 500*time.Millisecond || dt > 5*time.Second || refill < 3 {
 		return 0, false
 	}
 	return refill / dt.Seconds(), true
+}
+
+// refusedLately reports whether the bucket refused a call in the last
+// 10 s of the answers read.
+func (l *Limiter) refusedLately(id string) bool {
+	past := l.learn.refusals[id]
+	if len(past) == 0 {
+		return false
+	}
+	last := past[len(past)-1].at
+	for _, s := range l.learn.last {
+		if s.at.Sub(last) < 10*time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeIfShared weighs what an answer says about whether reads and writes
+// draw from one bucket of its size: an answer of one class that finds the
+// bucket about as empty as the last answer of the other class did, while
+// that one was well below full, is evidence for; one that finds it clearly
+// fuller is evidence against (two buckets of one size, as Essentials has).
+// Answers overtaking each other blur a few comparisons, at a cold start
+// most: after five answers for and at least three times as many for as
+// against, the write-named bucket paces
+// both classes and the read-named one stops: each class's calls then count
+// the other's, and neither mistakes the other's draws for a slow refill.
+func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
+	lg := l.learn
+	cls := s.bucket[:1]
+	other, ok := lg.last[otherClass(cls)+s.bucket[1:]]
+	if !ok || other.limit != s.limit {
+		return nil
+	}
+	w, r := lg.model["w"+s.bucket[1:]], lg.model["r"+s.bucket[1:]]
+	if w.Rate <= 0 || r.Rate <= 0 || r.Classes == "-" || strings.Contains(w.Classes, "r") {
+		return nil
+	}
+	dt := s.at.Sub(other.at)
+	if dt < 0 || dt > 200*time.Millisecond {
+		return nil
+	}
+	slack := 1 + int(math.Ceil(math.Max(w.Rate, r.Rate)*dt.Seconds()))
+	ev := lg.shared[s.limit]
+	switch {
+	case other.remaining <= s.limit-3 && abs(s.remaining-other.remaining) <= slack:
+		ev[0]++
+	case s.remaining-other.remaining >= slack+2 || other.remaining-s.remaining >= slack+2:
+		ev[1]++
+	}
+	lg.shared[s.limit] = ev
+	if ev[0] < 5 || ev[0] < 3*ev[1] {
+		return nil
+	}
+	l.log.Info("reads and writes draw from one bucket: pacing both by it", "bucket", w.ID, "size", s.limit)
+	w.Classes, r.Classes = "rw", "-"
+	return []BucketState{w, r}
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // delivery is a point of the delivery estimate: when a bucket refused a
@@ -148,7 +216,7 @@ func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
-		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}}
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -260,6 +328,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if !s.refused && !s.stale {
 			if b, ok := lg.model[s.bucket]; ok {
 				if r, ok := lg.refilledAtLeast(s); ok && r > 1.2*b.Rate && now.Sub(lg.cut[s.bucket]) >= time.Second {
+					r = math.Min(r, 2*b.Rate)
 					l.log.Info("rate-limit bucket refilled faster than modelled between two answers", "bucket", b.ID, "rate", round(r), "was", round(b.Rate))
 					b.Rate, b.Source = r, string(AtLeast)
 					set(b)
@@ -267,6 +336,9 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 				}
 			}
 			lg.last[s.bucket] = s
+			for _, b := range l.mergeIfShared(s, now) {
+				set(b)
+			}
 		}
 	}
 	adopted := map[string]bool{}
@@ -350,6 +422,10 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	}
 	lg.refusals[b.ID] = past
 	delete(lg.capped, b.ID)
+	if lg.bound[b.ID] && delivered*deliveredShare < b.Rate {
+		// A lower bound below the rate says nothing about the rate.
+		delivered, lg.bound[b.ID] = 0, false
+	}
 	switch {
 	case delivered > 0:
 		lg.delivered[b.ID] = delivered * deliveredShare
@@ -387,6 +463,12 @@ func (l *Limiter) adopt(b BucketState, est Estimate) (BucketState, bool) {
 		// answer hands back what caution leaves unused; too fast costs 429s.
 		pace = math.Min(est.Rate*(1-l.cfg.Margin), est.Rate-2*est.StdErr)
 		if pace <= 0 {
+			return b, false
+		}
+		if pace < b.Rate && !l.refusedLately(b.ID) {
+			// A bucket that refuses nothing is not shown to be slower
+			// than modelled: its Remaining may fall because calls of
+			// the other class (or another client) draw from it too.
 			return b, false
 		}
 	} else if pace <= b.Rate {

@@ -127,6 +127,13 @@ var answerScript = redis.NewScript(`
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
+-- A bucket of this size that the fleet found shared by both classes is
+-- named by the other class: answers of this class describe it too.
+if id ~= '' then
+  local other = ((cls == 'w') and 'r' or 'w') .. string.sub(id, 2)
+  local oc = redis.call('HGET', h, other .. ':cls') or ''
+  if string.find(oc, cls, 1, true) then id = other end
+end
 local flags = tonumber(ARGV[7])
 local refused = flags % 2 == 1
 local pf = redis.call('HMGET', h, 'pause', 'pauseat')
