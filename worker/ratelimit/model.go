@@ -126,7 +126,7 @@ type learning struct {
 // that overtook each other blur it by a few calls). Only a span of 500 ms
 // and three tokens or more counts, so that whole-token headers and
 // overtaking do not read as a fast refill; the caller raises a rate by it
-// at most twofold at a time (slow start).
+// at most fourfold at a time (slow start).
 func (lg *learning) refilledAtLeast(s sample) (float64, bool) {
 	p, ok := lg.last[s.bucket]
 	if !ok || s.count <= p.count || p.count == 0 {
@@ -328,7 +328,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if !s.refused && !s.stale {
 			if b, ok := lg.model[s.bucket]; ok {
 				if r, ok := lg.refilledAtLeast(s); ok && r > 1.2*b.Rate && now.Sub(lg.cut[s.bucket]) >= time.Second {
-					r = math.Min(r, 2*b.Rate)
+					r = math.Min(r, 4*b.Rate)
 					l.log.Info("rate-limit bucket refilled faster than modelled between two answers", "bucket", b.ID, "rate", round(r), "was", round(b.Rate))
 					b.Rate, b.Source = r, string(AtLeast)
 					set(b)
@@ -433,10 +433,11 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	case lg.delivered[b.ID] > 0:
 		// Measured before: back to that, whatever probing added since.
 		return math.Min(b.Rate, lg.delivered[b.ID]), "kept"
-	case len(past) == 0:
-		// Refused before anything could be measured: the burst of the
-		// first calls, not the rate, was too much. The pause and the
-		// sync to Remaining handle that.
+	case len(past) == 0 || at.Sub(past[0].at) < time.Second:
+		// Refused before anything could be measured (its first 429s,
+		// within a second): the burst of the first calls, not the
+		// rate, was too much. The pause and the sync to Remaining
+		// handle that.
 		return b.Rate, "burst"
 	}
 	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut"
