@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -31,6 +32,57 @@ import (
 // record, under its own task id (asynq refuses a second task with the same
 // id, so it cannot run twice), and the repair is logged. What the check
 // found is recorded with the pair (ledger.MarkBlocked), for orgconn status.
+//
+// A head that lost its task while no later change of its pair waits blocks
+// nothing but its batch, which then never finishes. So every
+// stalledSweepEvery one worker of the fleet looks at the recent batches that
+// have pending lines and have not moved for stalledAfter, and enqueues again
+// those of their pending lines that are their pair's head and have no task
+// (sweepStalled).
+const (
+	stalledAfter      = 30 * time.Second
+	stalledSweepEvery = 30 * time.Second
+	// stalledBatches and stalledLines bound one sweep.
+	stalledBatches = 50
+	stalledLines   = 2000
+)
+
+// sweepStalled enqueues again the heads without a task among the pending
+// lines of stalled batches; it returns how many it enqueued.
+func (h *handler) sweepStalled(ctx context.Context) (int, error) {
+	if ok, err := h.ledger.Turn(ctx, "stalled-sweep", stalledSweepEvery); err != nil || !ok {
+		return 0, err
+	}
+	batches, err := h.ledger.Stalled(ctx, stalledAfter, stalledBatches)
+	if err != nil {
+		return 0, err
+	}
+	repaired := 0
+	for _, b := range batches {
+		lines, err := h.ledger.PendingLines(ctx, b, stalledLines)
+		if err != nil {
+			return repaired, err
+		}
+		for _, ln := range lines {
+			if !ln.Known {
+				continue
+			}
+			id := jobs.TaskID(b, ln.Line)
+			ps, err := h.ledger.Pair(ctx, ln.Change)
+			if err != nil {
+				return repaired, err
+			}
+			if len(ps.Queue) == 0 || ps.Queue[0] != id {
+				continue // not its turn: the pair's head decides
+			}
+			log := h.log.With("task_id", id, "batch", b, "line", ln.Line, "org_id", ln.Change.OrgID, "connection_id", ln.Change.ConnectionID)
+			if state := h.headTask(ctx, ln.Change, id, 0, log); strings.HasSuffix(state, "re-enqueued") {
+				repaired++
+			}
+		}
+	}
+	return repaired, nil
+}
 
 // checkHead makes sure the head the pair of c waits for has a task,
 // re-enqueueing it from the ledger if not, and records the pair as blocked.
@@ -131,6 +183,9 @@ func (h *handler) repairHead(ctx context.Context, c jobs.Change, head, why strin
 		log.Warn("the pair's head has no task; cannot enqueue it again yet", "why", why, "err", err)
 		return "lost, not re-enqueued yet: " + err.Error()
 	}
-	log.Warn("repaired a blocked pair: enqueued its head again from the ledger", "why", why, "waited", waited.Round(time.Second))
+	if waited > 0 {
+		log = log.With("waited", waited.Round(time.Second))
+	}
+	log.Warn("repaired a lost task: enqueued its pair's head again from the ledger", "why", why)
 	return "lost (" + why + "), re-enqueued"
 }

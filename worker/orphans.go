@@ -87,24 +87,41 @@ func RequeueOrphans(ctx context.Context, rdb redis.UniversalClient, queue string
 	return requeueOrphans.Run(ctx, rdb, []string{p + "lease", p + "active", p + "pending"}, cutoff.Unix(), p+"t:").StringSlice()
 }
 
-// watchOrphans runs the orphan check until stop is closed.
+// watchOrphans runs the orphan check (unless it is off) and the sweep of
+// stalled batches (blocked.go) until stop is closed.
 func (w *Worker) watchOrphans(stop <-chan struct{}) {
-	t := time.NewTicker(w.cfg.OrphanCheck)
-	defer t.Stop()
+	var orphans <-chan time.Time
+	if w.cfg.OrphanCheck > 0 {
+		t := time.NewTicker(w.cfg.OrphanCheck)
+		defer t.Stop()
+		orphans = t.C
+	}
+	sweep := time.NewTicker(stalledSweepEvery / 3)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ids, err := RequeueOrphans(ctx, w.cfg.Redis, w.cfg.Queue, time.Now().Add(-w.cfg.OrphanGrace))
-		cancel()
-		switch {
-		case err != nil:
-			w.cfg.Logger.Debug("orphan check failed", "err", err)
-		case len(ids) > 0:
-			w.cfg.Logger.Warn("put back the tasks of a worker that stopped (its asynq lease expired)", "tasks", len(ids), "task_id", ids[0])
+		case <-orphans:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ids, err := RequeueOrphans(ctx, w.cfg.Redis, w.cfg.Queue, time.Now().Add(-w.cfg.OrphanGrace))
+			cancel()
+			switch {
+			case err != nil:
+				w.cfg.Logger.Debug("orphan check failed", "err", err)
+			case len(ids) > 0:
+				w.cfg.Logger.Warn("put back the tasks of a worker that stopped (its asynq lease expired)", "tasks", len(ids), "task_id", ids[0])
+			}
+		case <-sweep.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := w.h.sweepStalled(ctx)
+			cancel()
+			switch {
+			case err != nil:
+				w.cfg.Logger.Debug("sweep of stalled batches failed", "err", err)
+			case n > 0:
+				w.cfg.Logger.Warn("enqueued again the changes of stalled batches that had no task", "tasks", n)
+			}
 		}
 	}
 }

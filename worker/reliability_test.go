@@ -32,15 +32,17 @@ func pairsOf(rows []jobstest.Row) (order []string, by map[string][]jobstest.Row)
 
 // TestLostHeadIsRepaired deletes by hand, before two `orgconn worker`
 // processes start, the tasks of two changes that later changes of their
-// pairs wait for — the first change of one pair, the second of another — as
-// an import cut between the ledger and the queue, a Redis failover or a
-// purge by hand would lose them. The workers find each pair waiting for a
-// head without a task, enqueue it again from the ledger and say so in their
-// log; the batch finishes in exactly the state of applying the rows in file
-// order. (Before the repair existed, both pairs waited forever.)
+// pairs wait for — the first change of one pair, the second of another — and
+// of the only change of a third pair, as an import cut between the ledger
+// and the queue, a Redis failover or a purge by hand would lose them. The
+// workers find the first two pairs waiting for a head without a task, and
+// the third change in the sweep of the batch once it stalls; they enqueue
+// each again from the ledger and say so in their log; the batch finishes in
+// exactly the state of applying the rows in file order. (Before the repair
+// existed, the batch never finished.)
 func TestLostHeadIsRepaired(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts worker processes; about 30 s")
+		t.Skip("starts worker processes; about a minute")
 	}
 	t.Parallel()
 	env := redistest.NewReal(t)
@@ -67,6 +69,16 @@ func TestLostHeadIsRepaired(t *testing.T) {
 	if len(lost) != 2 {
 		t.Fatalf("the generated rows have fewer than two pairs with three changes: %v", lost)
 	}
+	// And the only change of a pair: nothing waits for it, only its batch.
+	for _, p := range order {
+		if rs := by[p]; len(rs) == 1 {
+			lost = append(lost, jobs.TaskID(e.batch, rs[0].Line))
+			break
+		}
+	}
+	if len(lost) != 3 {
+		t.Fatal("the generated rows have no pair with a single change")
+	}
 	insp := asynq.NewInspectorFromRedisClient(env.Client)
 	for _, id := range lost {
 		if err := insp.DeleteTask(env.Queue, id); err != nil {
@@ -78,8 +90,8 @@ func TestLostHeadIsRepaired(t *testing.T) {
 	args := []string{"--rate", "50", "--burst", "20", "--concurrency", "10", "--metrics-addr", ""}
 	workers := []*proc{e.startWorkerProcess(bin, "w1", args...), e.startWorkerProcess(bin, "w2", args...)}
 	start := time.Now()
-	bc := e.waitDone(2 * time.Minute)
-	t.Logf("%d changes in %v with two lost tasks: %+v", bc.Total, time.Since(start).Round(time.Millisecond), bc)
+	bc := e.waitDone(3 * time.Minute)
+	t.Logf("%d changes in %v with three lost tasks: %+v", bc.Total, time.Since(start).Round(time.Millisecond), bc)
 	e.verify()
 
 	var logs strings.Builder
@@ -89,7 +101,7 @@ func TestLostHeadIsRepaired(t *testing.T) {
 	for _, id := range lost {
 		found := false
 		for _, l := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(l, "repaired a blocked pair") && strings.Contains(l, "task_id="+id+" ") {
+			if strings.Contains(l, "repaired a lost task") && strings.Contains(l, "task_id="+id+" ") {
 				found = true
 				t.Logf("log: %s", l)
 			}

@@ -181,3 +181,37 @@ func (l *Ledger) PendingLines(ctx context.Context, batch string, limit int) ([]L
 	}
 	return out, nil
 }
+
+// Stalled returns the batches among the limit most recently imported that
+// have pending lines and whose record has not changed (no line accepted or
+// resolved) for idle, by the Redis server's clock.
+func (l *Ledger) Stalled(ctx context.Context, idle time.Duration, limit int) ([]string, error) {
+	names, err := l.Batches(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		bc, err := l.Batch(ctx, n)
+		if errors.Is(err, ErrNoBatch) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if bc.Pending > 0 && bc.Now.Sub(bc.Updated) >= idle {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Turn reports whether the caller may do a fleet-wide chore called name
+// now: true for one caller per every.
+func (l *Ledger) Turn(ctx context.Context, name string, every time.Duration) (bool, error) {
+	ok, err := l.rdb.SetNX(ctx, l.prefix+":turn:"+name, "1", every).Result()
+	if err != nil {
+		return false, fmt.Errorf("ledger: take the turn for %s: %w", name, err)
+	}
+	return ok, nil
+}
