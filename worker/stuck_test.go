@@ -8,13 +8,14 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/orgconn/orgconn/worker/ratelimit"
 )
 
 // stuck fails the test with msg after logging what a batch that does not
 // finish is waiting for: asynq's sets (active, pending, scheduled, retry,
 // archived, with task ids and when and why), the ledger's pending lines of
-// the batch with their pair's queue and lease, and the pairs recorded as
-// blocked. Every end-to-end test that gives up waiting calls it.
+// the batch with their pair's queue and lease, the fleet's rate model, and
+// the pairs recorded as blocked. Every end-to-end test that gives up waiting calls it.
 func (e *e2e) stuck(format string, args ...any) {
 	e.t.Helper()
 	e.t.Log(e.dump())
@@ -94,6 +95,24 @@ func (e *e2e) dump() string {
 			fmt.Fprintf(&b, ", task %v", info.State)
 		}
 		b.WriteByte('\n')
+	}
+	// The fleet's rate model: a bucket learned near zero holds every call
+	// of its class (and so their pairs) as surely as a lost task.
+	if tenants, err := ratelimit.Tenants(ctx, e.env.Client, e.env.Prefix); err != nil {
+		fmt.Fprintf(&b, "limiter: %v\n", err)
+	} else {
+		for _, tn := range tenants {
+			st, err := ratelimit.ReadState(ctx, e.env.Client, e.env.Prefix, tn)
+			if err != nil {
+				fmt.Fprintf(&b, "limiter %s: %v\n", tn, err)
+				continue
+			}
+			fmt.Fprintf(&b, "limiter %s: paused until %v;", tn, st.PausedUntil.Format("15:04:05.000"))
+			for _, bk := range st.Buckets {
+				fmt.Fprintf(&b, " %s[%s] %d @ %.3f/s (%s, %d calls);", bk.ID, bk.Classes, bk.Burst, bk.Rate, bk.Source, bk.Calls)
+			}
+			b.WriteByte('\n')
+		}
 	}
 	if bs, err := e.ledger.Blocked(ctx); err != nil {
 		fmt.Fprintf(&b, "blocked pairs: %v\n", err)
