@@ -289,7 +289,7 @@ func TestClaimCountsUnfinishedClaims(t *testing.T) {
 	l, env := setup(t)
 	ctx := context.Background()
 	c := change(jobs.Remove, "o1", "c1")
-	if _, err := l.Accept(ctx, "b", "t", []Row{{2, c}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: c}}); err != nil {
 		t.Fatal(err)
 	}
 	// Two deliveries that claimed it and never finished (their worker
@@ -319,7 +319,7 @@ func TestWaitingChangesLearnTheirHead(t *testing.T) {
 	l, _ := setup(t)
 	ctx := context.Background()
 	c := change(jobs.Remove, "o1", "c1")
-	if _, err := l.Accept(ctx, "b", "t", []Row{{2, c}, {3, c}}); err != nil {
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: c}, {Line: 3, Change: c}}); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := l.Claim(ctx, c, "b:3", "h", time.Minute)
