@@ -2,16 +2,19 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs/jobstest"
+	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
@@ -19,11 +22,13 @@ import (
 // full reports whether the proofs run at full size (ORGCONN_FULL=1).
 func full() bool { return os.Getenv("ORGCONN_FULL") == "1" }
 
-// buildOrgconn builds the orgconn command into a temporary directory.
-func buildOrgconn(t *testing.T) string {
+// buildOrgconn builds the orgconn command into a temporary directory, with
+// the given build tags (orgconn_testhooks: the test hooks of
+// worker/crashhook_testhooks.go).
+func buildOrgconn(t *testing.T, tags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "orgconn")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/orgconn/orgconn/cmd/orgconn")
+	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, "github.com/orgconn/orgconn/cmd/orgconn")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -42,8 +47,15 @@ type proc struct {
 // simulated tenant.
 func (e *e2e) startWorkerProcess(bin, name string, args ...string) *proc {
 	e.t.Helper()
+	return e.startWorkerProcessEnv(bin, name, nil, args...)
+}
+
+// startWorkerProcessEnv is startWorkerProcess with more environment
+// variables.
+func (e *e2e) startWorkerProcessEnv(bin, name string, env []string, args ...string) *proc {
+	e.t.Helper()
 	cmd := exec.Command(bin, append([]string{"worker", "--log-level", "warn"}, args...)...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), env...),
 		"REDIS_URL="+e.env.URL, "ORGCONN_QUEUE="+e.env.Queue, "ORGCONN_KEY_PREFIX="+e.env.Prefix,
 		"AUTH0_DOMAIN="+e.url, "AUTH0_CLIENT_ID="+mgmttest.DefaultClientID, "AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret)
 	p := &proc{name: name, cmd: cmd, out: &redistest.LockedBuffer{}, done: make(chan struct{})}
@@ -177,19 +189,9 @@ func TestCrashedWorkersLoseNothing(t *testing.T) {
 	var pickups []<-chan pickup
 	for kill := 1; kill <= 3; kill++ {
 		// Kill at a quarter, a half and three quarters of the way.
-		for {
-			bc, err := e.ledger.Batch(context.Background(), e.batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bc.Total-bc.Pending >= total*int64(kill)/4 {
-				break
-			}
-			if time.Since(start) > 3*time.Minute {
-				t.Fatalf("no progress: %+v", bc)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		e.waitProgress(fmt.Sprintf("%d/4 of the batch resolved", kill), 3*time.Minute-time.Since(start), func(bc ledger.BatchCounts) bool {
+			return bc.Total-bc.Pending >= total*int64(kill)/4
+		})
 		before := activeTasks(t, insp, env.Queue)
 		victim.kill()
 		killedAt := time.Now()

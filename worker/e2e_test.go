@@ -37,6 +37,10 @@ type e2e struct {
 	// budget is where the fleet's shared limiter starts; every worker of
 	// the run draws from it (one tenant, one Redis).
 	budget ratelimit.Buckets
+	// deadByDesign are lines the test makes fail on purpose, with the
+	// dead-letter reason they must have; verify expects the state of
+	// applying the other rows.
+	deadByDesign map[int]string
 }
 
 func newE2E(t *testing.T, simCfg mgmttest.Config) *e2e {
@@ -138,21 +142,11 @@ func (e *e2e) startWorker(name string, concurrency int) *worker.Worker {
 	return w
 }
 
-// waitDone waits until every accepted line of the batch is resolved.
+// waitDone waits until every accepted line of the batch is resolved; after
+// timeout it logs what the batch waits for and fails the test.
 func (e *e2e) waitDone(timeout time.Duration) ledger.BatchCounts {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		bc, err := e.ledger.Batch(context.Background(), e.batch)
-		if err == nil && bc.Done() {
-			return bc
-		}
-		if time.Now().After(deadline) {
-			// Errors before the deadline are Redis restarting (redisrestart_test.go).
-			e.t.Fatalf("batch not done after %v: %+v, %v", timeout, bc, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return e.waitProgress("batch "+e.batch+" done", timeout, ledger.BatchCounts.Done)
 }
 
 // simState converts the simulator's state to the model's form.
@@ -175,7 +169,13 @@ func (e *e2e) simState() map[string]map[string]jobstest.State {
 func (e *e2e) verify() {
 	e.t.Helper()
 	ctx := context.Background()
-	want := jobstest.Replay(e.tenant, e.rows)
+	var replayed []jobstest.Row
+	for _, r := range e.rows {
+		if _, ok := e.deadByDesign[r.Line]; !ok {
+			replayed = append(replayed, r)
+		}
+	}
+	want := jobstest.Replay(e.tenant, replayed)
 	if diff := jobstest.Diff(want.Final, e.simState()); len(diff) > 0 {
 		e.t.Errorf("final state differs from applying the rows in file order (%d differences):\n%s", len(diff), strings.Join(first(diff, 20), "\n"))
 	}
@@ -185,7 +185,7 @@ func (e *e2e) verify() {
 	lastLineOfPair := map[string]int{}
 	for _, r := range e.rows {
 		maxLine = max(maxLine, r.Line)
-		if r.Invalid == nil {
+		if _, ok := e.deadByDesign[r.Line]; r.Invalid == nil && !ok {
 			p := want.Pairs[r.Line]
 			if prev, ok := lastLineOfPair[p]; ok {
 				laterOnPair[prev] = true
@@ -206,6 +206,12 @@ func (e *e2e) verify() {
 		o := outs[r.Line]
 		counts[o]++
 		why, mustFail := want.Fails[r.Line]
+		if reason, ok := e.deadByDesign[r.Line]; ok {
+			if o != ledger.Dead || dead[r.Line].Reason != reason {
+				e.t.Errorf("line %d (%v) has outcome %v, dead letter %+v; want dead-lettered as %s", r.Line, r.Change, o, dead[r.Line], reason)
+			}
+			continue
+		}
 		switch {
 		case r.Invalid != nil:
 			if o != 0 {

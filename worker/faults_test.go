@@ -1,11 +1,11 @@
 package worker_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/orgconn/orgconn/jobs/jobstest"
+	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/ratelimit"
 )
@@ -37,19 +37,7 @@ func TestAPIFaultsExactState(t *testing.T) {
 	start := time.Now()
 	e.startWorker("w1", 10)
 	e.startWorker("w2", 10)
-	for {
-		bc, err := e.ledger.Batch(context.Background(), e.batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bc.Total-bc.Pending >= bc.Total/2 {
-			break
-		}
-		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("no progress: %+v", bc)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitProgress("half the batch resolved", 2*time.Minute, func(bc ledger.BatchCounts) bool { return bc.Total-bc.Pending >= bc.Total/2 })
 	e.sim.ExpireTokens()
 	bc := e.waitDone(3 * time.Minute)
 	e.verify()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -67,7 +68,10 @@ type handler struct {
 	queue       string
 	maxAttempts int
 	lease       time.Duration
-	waitDelay   time.Duration
+	waitDelay   time.Duration // the first wait for an earlier change of the pair
+	waitMax     time.Duration // the longest
+	maxCrashes  int
+	enqueue     func(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 	instance    string
 	log         *slog.Logger
 	now         func() time.Time
@@ -97,17 +101,42 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Debug("change already resolved; repeated delivery ignored")
 		return nil
 	case ledger.NotHead, ledger.Leased:
-		return &later{reason: "an earlier change to the same pair is pending", after: h.waitDelay}
+		if cl.Check {
+			h.checkHead(ctx, c, id, cl, log)
+		}
+		return &later{reason: "an earlier change to the same pair is pending", after: h.waitFor(cl.Waited)}
 	}
 
 	if cl.Successor != "" && jobs.Covers(cl.SuccessorShape, jobs.ShapeOf(c)) {
 		if err := h.resolve(ctx, p, id, holder, ledger.Superseded, nil); err != nil {
 			log.Warn("cannot record superseded change; will try again", "err", err)
+			h.release(c, id, holder, log)
 			return &later{reason: "ledger unavailable", after: 2 * time.Second}
 		}
 		log.Info("superseded", "by", cl.Successor)
 		h.report(c.Action, Outcome{Kind: Done, Reason: ReasonSuperseded})
 		return nil
+	}
+
+	if cl.Crashes >= h.maxCrashes {
+		o := Outcome{Kind: Dead, Reason: ReasonCrashedWorker,
+			Message: fmt.Sprintf("the worker stopped while acting on this change %d times in a row (a crash, an OOM kill, a lost node); not tried again", cl.Crashes)}
+		failedBefore, _ := asynq.GetRetryCount(ctx)
+		dl := &ledger.DeadLetter{
+			TaskID: id, Batch: p.Origin.Batch, Line: p.Origin.Line, Event: p.Origin.Event, Change: c,
+			Reason: string(o.Reason), Message: o.Message, Attempts: failedBefore + cl.Crashes, At: h.now().UTC(),
+		}
+		if err := h.resolve(ctx, p, id, holder, ledger.Dead, dl); err != nil {
+			log.Warn("cannot record dead letter; will try again", "err", err)
+			h.release(c, id, holder, log)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		h.report(c.Action, o)
+		log.Error("dead letter: the change crashed its worker every time", "reason", string(o.Reason), "crashes", cl.Crashes)
+		return fmt.Errorf("%s: %w", o, asynq.SkipRetry)
+	}
+	if crashHook != nil {
+		crashHook(id, c)
 	}
 
 	stopRenewing := h.keepLease(ctx, c, holder, log)
@@ -130,6 +159,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			// Applied but not recorded: the next delivery applies it again,
 			// which is harmless, then records it.
 			log.Warn("applied but cannot record it; will repeat", "err", err)
+			h.release(c, id, holder, log)
 			return &later{reason: "ledger unavailable", after: 2 * time.Second}
 		}
 		log.Info("applied")
@@ -142,6 +172,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		if err := h.resolve(ctx, p, id, holder, ledger.Dead, dl); err != nil {
 			log.Warn("cannot record dead letter; will try again", "err", err)
+			h.release(c, id, holder, log)
 			return &later{reason: "ledger unavailable", after: 2 * time.Second}
 		}
 		h.report(c.Action, o)
@@ -149,7 +180,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%s: %w", o, asynq.SkipRetry)
 	}
 
-	h.release(c, holder, log)
+	h.release(c, id, holder, log)
 	switch o.Kind {
 	case Retry:
 		log.Warn("attempt failed; will retry", "status", o.Status, "reason", string(o.Reason), "message", o.Message, "attempt", attempt, "max_attempts", h.maxAttempts)
@@ -172,10 +203,42 @@ func (h *handler) resolve(ctx context.Context, p jobs.Payload, id, holder string
 		return err
 	}
 	if next != "" && h.inspector != nil {
-		// Fails harmlessly when next is already pending or running.
-		_ = h.inspector.RunTask(h.queue, next)
+		h.wake(next)
 	}
 	return nil
+}
+
+// wake runs the pair's next change now if it is waiting in the retry set.
+// When it is running (it may be finding out right now that it is not its
+// turn, and about to go to the retry set for a while), wake tries again a
+// few times in the background.
+func (h *handler) wake(next string) {
+	if !h.tryWake(next) {
+		return
+	}
+	go func() {
+		for d := 50 * time.Millisecond; d <= 800*time.Millisecond; d *= 2 {
+			time.Sleep(d)
+			if !h.tryWake(next) {
+				return
+			}
+		}
+	}()
+}
+
+// tryWake moves next from the retry or scheduled set to pending; it reports
+// whether to try again (next is running).
+func (h *handler) tryWake(next string) (again bool) {
+	err := h.inspector.RunTask(h.queue, next)
+	return err != nil && strings.Contains(err.Error(), "already running")
+}
+
+// waitFor is how long a change waits before it looks again when its pair
+// has waited for the head for waited: about as long again (so the waits
+// double), at least waitDelay and at most waitMax. It is also woken as soon
+// as the head resolves.
+func (h *handler) waitFor(waited time.Duration) time.Duration {
+	return min(max(waited, h.waitDelay), h.waitMax)
 }
 
 // markRetry records the failed attempt in the ledger, where status and
@@ -190,10 +253,10 @@ func (h *handler) markRetry(ctx context.Context, p jobs.Payload, id string, atte
 	}
 }
 
-func (h *handler) release(c jobs.Change, holder string, log *slog.Logger) {
+func (h *handler) release(c jobs.Change, id, holder string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := h.ledger.Release(ctx, c, holder); err != nil {
+	if err := h.ledger.Release(ctx, c, id, holder); err != nil {
 		log.Warn("cannot release the pair lease; it expires by itself", "err", err)
 	}
 }

@@ -56,7 +56,7 @@ func (e *e2e) waitFor(what string, cond func(ledger.BatchCounts) bool, batch str
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not seen within a minute: %+v, %v", what, bc, err)
+			e.stuck("%s: not seen within a minute: %+v, %v", what, bc, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

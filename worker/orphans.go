@@ -40,19 +40,20 @@ import (
 // restore or a hand edit. asynq's own recoverer never finds those — asynq
 // issues #1051 and #1144.)
 //
-// A task put back does not spend an attempt. One that kills every worker
-// that takes it (a crash, an OOM) is put back at most maxOrphanRequeues
-// times (counted in its hash, field orgconn_orphaned); after that it is
-// left to asynq's recoverer, which counts an attempt each time, at its own
-// slow pace. (Change tasks have asynq's MaxRetry at 1,000,000, so such a
-// task is never archived: see the report of issue 6.)
+// A task put back does not spend an attempt, and is put back however often
+// it is orphaned: a change that kills every worker that takes it (a crash,
+// an OOM) is bounded by the ledger instead, which counts the claims of the
+// change that never finished and has the worker dead-letter it with reason
+// crashed_worker after Config.MaxCrashes of them. (Change tasks have
+// asynq's MaxRetry at 1,000,000, so asynq's recoverer alone would never
+// archive such a task.) The task hash's field orgconn_orphaned counts the
+// put-backs, for diagnosis.
 //
 // KEYS[1] asynq:{queue}:lease
 // KEYS[2] asynq:{queue}:active
 // KEYS[3] asynq:{queue}:pending
 // ARGV[1] the cutoff, Unix seconds
 // ARGV[2] the task key prefix, asynq:{queue}:t:
-// ARGV[3] maxOrphanRequeues
 // Returns the ids put back.
 var requeueOrphans = redis.NewScript(`
 local out = {}
@@ -66,7 +67,8 @@ local function requeue(id)
 end
 for _, id in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 1000)) do
   local key = ARGV[2] .. id
-  if redis.call("EXISTS", key) == 1 and redis.call("HINCRBY", key, "orgconn_orphaned", 1) <= tonumber(ARGV[3]) then
+  if redis.call("EXISTS", key) == 1 then
+    redis.call("HINCRBY", key, "orgconn_orphaned", 1)
     requeue(id)
   end
 end
@@ -77,36 +79,49 @@ for _, id in ipairs(redis.call("LRANGE", KEYS[2], 0, 999)) do
 end
 return out`)
 
-// maxOrphanRequeues is how many times the orphan check puts one task back.
-const maxOrphanRequeues = 3
-
 // RequeueOrphans puts back into the pending list every active task of queue
-// whose asynq lease expired at or before cutoff (at most maxOrphanRequeues
-// times per task), and every active task without a lease, and returns their
-// ids.
+// whose asynq lease expired at or before cutoff, and every active task
+// without a lease, and returns their ids.
 func RequeueOrphans(ctx context.Context, rdb redis.UniversalClient, queue string, cutoff time.Time) ([]string, error) {
 	p := "asynq:{" + queue + "}:"
-	return requeueOrphans.Run(ctx, rdb, []string{p + "lease", p + "active", p + "pending"}, cutoff.Unix(), p+"t:", maxOrphanRequeues).StringSlice()
+	return requeueOrphans.Run(ctx, rdb, []string{p + "lease", p + "active", p + "pending"}, cutoff.Unix(), p+"t:").StringSlice()
 }
 
-// watchOrphans runs the orphan check until stop is closed.
+// watchOrphans runs the orphan check (unless it is off) and the sweep of
+// stalled batches (blocked.go) until stop is closed.
 func (w *Worker) watchOrphans(stop <-chan struct{}) {
-	t := time.NewTicker(w.cfg.OrphanCheck)
-	defer t.Stop()
+	var orphans <-chan time.Time
+	if w.cfg.OrphanCheck > 0 {
+		t := time.NewTicker(w.cfg.OrphanCheck)
+		defer t.Stop()
+		orphans = t.C
+	}
+	sweep := time.NewTicker(stalledSweepEvery / 3)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ids, err := RequeueOrphans(ctx, w.cfg.Redis, w.cfg.Queue, time.Now().Add(-w.cfg.OrphanGrace))
-		cancel()
-		switch {
-		case err != nil:
-			w.cfg.Logger.Debug("orphan check failed", "err", err)
-		case len(ids) > 0:
-			w.cfg.Logger.Warn("put back the tasks of a worker that stopped (its asynq lease expired)", "tasks", len(ids), "task_id", ids[0])
+		case <-orphans:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ids, err := RequeueOrphans(ctx, w.cfg.Redis, w.cfg.Queue, time.Now().Add(-w.cfg.OrphanGrace))
+			cancel()
+			switch {
+			case err != nil:
+				w.cfg.Logger.Debug("orphan check failed", "err", err)
+			case len(ids) > 0:
+				w.cfg.Logger.Warn("put back the tasks of a worker that stopped (its asynq lease expired)", "tasks", len(ids), "task_id", ids[0])
+			}
+		case <-sweep.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := w.h.sweepStalled(ctx)
+			cancel()
+			switch {
+			case err != nil:
+				w.cfg.Logger.Debug("sweep of stalled batches failed", "err", err)
+			case n > 0:
+				w.cfg.Logger.Warn("enqueued again the changes of stalled batches that had no task", "tasks", n)
+			}
 		}
 	}
 }

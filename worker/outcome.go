@@ -60,6 +60,7 @@ const (
 	ReasonTokenRefused     Reason = "token_refused"
 	ReasonExhausted        Reason = "retries_exhausted"
 	ReasonBadPayload       Reason = "invalid_payload"
+	ReasonCrashedWorker    Reason = "crashed_worker"
 	ReasonError            Reason = "error"
 )
 
@@ -67,6 +68,7 @@ const (
 var DeadReasons = []Reason{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonUnknownOrg, ReasonNotFound,
 	ReasonConflict, ReasonRejected, ReasonTokenRefused, ReasonExhausted, ReasonBadPayload,
+	ReasonCrashedWorker,
 }
 
 // Outcome is the classification of one attempt's error.

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs/jobstest"
 	"github.com/orgconn/orgconn/producer"
+	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
 	"github.com/orgconn/orgconn/worker/ratelimit"
 	"github.com/orgconn/orgconn/worker/redistest"
@@ -73,16 +74,7 @@ func TestRedisRestartLosesNothing(t *testing.T) {
 	// line was queued and resolved.
 	t.Logf("import through a Redis restart: %d rows, %d valid, %d enqueued, %d requeued, %d already accepted", res.Rows, res.Valid, res.Enqueued, res.Repaired, res.Duplicates)
 
-	for {
-		bc, err := e.ledger.Batch(context.Background(), e.batch)
-		if err == nil && bc.Total-bc.Pending >= bc.Total/2 {
-			break
-		}
-		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("no progress: %+v, %v", bc, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitProgress("half the batch resolved", 2*time.Minute, func(bc ledger.BatchCounts) bool { return bc.Total-bc.Pending >= bc.Total/2 })
 	srv.Kill()
 	killedAt := time.Now()
 	time.Sleep(2 * time.Second)

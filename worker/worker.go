@@ -34,7 +34,9 @@ const (
 	DefaultMaxAttempts  = 8
 	DefaultBackoffBase  = time.Second
 	DefaultBackoffMax   = 5 * time.Minute
-	DefaultWaitDelay    = time.Second
+	DefaultWaitDelay    = 500 * time.Millisecond
+	DefaultWaitDelayMax = 15 * time.Second
+	DefaultMaxCrashes   = 3
 	DefaultPollInterval = 500 * time.Millisecond
 	DefaultLease        = 30 * time.Second
 	DefaultOrphanCheck  = 5 * time.Second
@@ -79,9 +81,21 @@ type Config struct {
 	// BackoffMax must not be below BackoffBase.
 	BackoffBase, BackoffMax time.Duration
 	// WaitDelay is how soon a change that found an earlier change of its pair
-	// pending looks again (it is also woken as soon as that change resolves).
-	// Zero means DefaultWaitDelay (1 s).
+	// pending looks again at first; the waits then grow with how long the
+	// pair has waited (about doubling) up to WaitDelayMax. A waiting change
+	// is also woken as soon as the change before it resolves. Zero means
+	// DefaultWaitDelay (500 ms).
 	WaitDelay time.Duration
+	// WaitDelayMax caps the waits of WaitDelay; it must not be below
+	// WaitDelay. Zero means DefaultWaitDelayMax (15 s), or WaitDelay when
+	// that is longer.
+	WaitDelayMax time.Duration
+	// MaxCrashes is how many times in a row a worker may stop while acting
+	// on one change (a crash, an OOM kill, a lost node: its task is put
+	// back by the orphan check or asynq's recoverer) before the change is
+	// dead-lettered with reason crashed_worker, so that its pair moves on.
+	// Zero means DefaultMaxCrashes (3).
+	MaxCrashes int
 	// PollInterval is how often asynq looks for due retries and for new
 	// tasks in an empty queue. Zero means DefaultPollInterval (500 ms).
 	PollInterval time.Duration
@@ -139,6 +153,8 @@ func (c *Config) validate() error {
 		{"BackoffBase", c.BackoffBase < 0, c.BackoffBase, DefaultBackoffBase},
 		{"BackoffMax", c.BackoffMax < 0, c.BackoffMax, DefaultBackoffMax},
 		{"WaitDelay", c.WaitDelay < 0, c.WaitDelay, DefaultWaitDelay},
+		{"WaitDelayMax", c.WaitDelayMax < 0, c.WaitDelayMax, DefaultWaitDelayMax},
+		{"MaxCrashes", c.MaxCrashes < 0, c.MaxCrashes, DefaultMaxCrashes},
 		{"PollInterval", c.PollInterval < 0, c.PollInterval, DefaultPollInterval},
 		{"Lease", c.Lease < 0, c.Lease, DefaultLease},
 		{"OrphanCheck", c.OrphanCheck < 0, c.OrphanCheck, DefaultOrphanCheck},
@@ -151,6 +167,9 @@ func (c *Config) validate() error {
 	}
 	if c.NoOrphanCheck && c.OrphanCheck != 0 {
 		errs = append(errs, fmt.Errorf("worker: Config.OrphanCheck is %v but Config.NoOrphanCheck is set: give one", c.OrphanCheck))
+	}
+	if wd, wm := cmp.Or(c.WaitDelay, DefaultWaitDelay), c.WaitDelayMax; c.WaitDelay >= 0 && wm > 0 && wm < wd {
+		errs = append(errs, fmt.Errorf("worker: Config.WaitDelayMax (%v) is below Config.WaitDelay (%v)", wm, wd))
 	}
 	base, maxDelay := cmp.Or(c.BackoffBase, DefaultBackoffBase), cmp.Or(c.BackoffMax, DefaultBackoffMax)
 	if c.BackoffBase >= 0 && c.BackoffMax >= 0 && maxDelay < base {
@@ -168,6 +187,8 @@ func (c Config) withDefaults() Config {
 	c.BackoffBase = cmp.Or(c.BackoffBase, DefaultBackoffBase)
 	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultBackoffMax)
 	c.WaitDelay = cmp.Or(c.WaitDelay, DefaultWaitDelay)
+	c.WaitDelayMax = max(cmp.Or(c.WaitDelayMax, DefaultWaitDelayMax), c.WaitDelay)
+	c.MaxCrashes = cmp.Or(c.MaxCrashes, DefaultMaxCrashes)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.Lease = cmp.Or(c.Lease, DefaultLease)
 	if !c.NoOrphanCheck {
@@ -188,6 +209,7 @@ func (c Config) withDefaults() Config {
 // Worker is one worker process's asynq server.
 type Worker struct {
 	cfg        Config
+	h          *handler
 	srv        *asynq.Server
 	mux        *asynq.ServeMux
 	stopOrphan chan struct{}
@@ -209,6 +231,9 @@ func New(cfg Config) (*Worker, error) {
 		maxAttempts: cfg.MaxAttempts,
 		lease:       cfg.Lease,
 		waitDelay:   cfg.WaitDelay,
+		waitMax:     cfg.WaitDelayMax,
+		maxCrashes:  cfg.MaxCrashes,
+		enqueue:     asynq.NewClientFromRedisClient(cfg.Redis).EnqueueContext,
 		instance:    cfg.Instance,
 		log:         cfg.Logger,
 		now:         time.Now,
@@ -227,7 +252,7 @@ func New(cfg Config) (*Worker, error) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(jobs.TypeChange, h)
-	return &Worker{cfg: cfg, srv: srv, mux: mux}, nil
+	return &Worker{cfg: cfg, h: h, srv: srv, mux: mux}, nil
 }
 
 // Config returns the configuration the worker runs with: the one given, with
@@ -239,10 +264,10 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
-	if !w.cfg.NoOrphanCheck {
-		w.stopOrphan, w.orphanDone = make(chan struct{}), make(chan struct{})
-		go func() { defer close(w.orphanDone); w.watchOrphans(w.stopOrphan) }()
-	}
+	// The orphan check (unless NoOrphanCheck) and the sweep of stalled
+	// batches (blocked.go).
+	w.stopOrphan, w.orphanDone = make(chan struct{}), make(chan struct{})
+	go func() { defer close(w.orphanDone); w.watchOrphans(w.stopOrphan) }()
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/ratelimit"
 	"github.com/redis/go-redis/v9"
@@ -31,9 +32,13 @@ Shows a batch's progress (the most recent batches when no BATCH is given):
   ETA            pending and retrying lines at that rate; "unknown" when
                  nothing resolved in the last minute
 
-Below the table, when the workers serve one tenant: the write pace their
-shared rate limiter has learned (see orgconn limits) and how long the
-pending lines need at that pace — an estimate before any line resolved.
+Below the table, the blocked pairs of the batches shown: pairs whose later
+changes have waited 10 s or more for one change (the pair's head), with how
+long, how many changes wait, and what the workers found of the head's task
+(retrying, running, or lost and enqueued again by a worker). And, when the
+workers serve one tenant: the write pace their shared rate limiter has
+learned (see orgconn limits) and how long the pending lines need at that
+pace — an estimate before any line resolved.
 
 With --wait, status waits until every line of BATCH is resolved, printing a
 progress line on stderr every --interval.
@@ -97,11 +102,19 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		all = append(all, bc)
 	}
 	budget, hasBudget := learnedWriteBudget(ctx, rdb, q.prefix)
+	blocked, err := blockedPairs(ctx, l, all)
+	if err != nil {
+		return errorf(e, exitUnavailable, "status: %v", err)
+	}
 	if *asJSON {
 		out := struct {
 			Batches []batchJSON   `json:"batches"`
+			Blocked []blockedJSON `json:"blocked"`
 			Budget  *writeBudgetJ `json:"budget"` // null: no single tenant's budget known
-		}{Batches: []batchJSON{}}
+		}{Batches: []batchJSON{}, Blocked: []blockedJSON{}}
+		for _, b := range blocked {
+			out.Blocked = append(out.Blocked, toBlockedJSON(b, all))
+		}
 		for _, bc := range all {
 			j := toJSON(bc)
 			if hasBudget && !bc.Done() {
@@ -130,6 +143,14 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t\n", bc.Name, bc.Total, bc.Applied, bc.Superseded, bc.Retrying, dead, bc.Waiting(), rateText(bc), etaText(bc))
 	}
 	tw.Flush()
+	if len(blocked) > 0 {
+		fmt.Fprintf(e.stdout, "\nblocked pairs (their later changes wait for the head):\n")
+		for _, b := range blocked {
+			j := toBlockedJSON(b, all)
+			fmt.Fprintf(e.stdout, "  %s/%s waits for %s for %v (%d waiting): %s\n", b.OrgID, b.ConnectionID, b.Head,
+				time.Duration(j.BlockedSeconds*float64(time.Second)).Round(time.Second), b.Waiting, b.HeadState)
+		}
+	}
 	if hasBudget {
 		var waiting int64
 		for _, bc := range all {
@@ -144,6 +165,52 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stdout)
 	}
 	return exitOK
+}
+
+// blockedJSON is a blocked pair, as status shows it.
+type blockedJSON struct {
+	OrgID        string `json:"org_id"`
+	ConnectionID string `json:"connection_id"`
+	// Head is the task id (batch:line) of the change the pair waits for.
+	Head           string    `json:"head"`
+	Waiting        int       `json:"waiting"`
+	BlockedSeconds float64   `json:"blocked_seconds"`
+	HeadState      string    `json:"head_state"`
+	Checked        time.Time `json:"checked"`
+}
+
+func toBlockedJSON(b ledger.BlockedPair, all []ledger.BatchCounts) blockedJSON {
+	now := time.Now()
+	if len(all) > 0 && !all[0].Now.IsZero() {
+		now = all[0].Now // the Redis server's clock, like Since
+	}
+	return blockedJSON{OrgID: b.OrgID, ConnectionID: b.ConnectionID, Head: b.Head, Waiting: b.Waiting,
+		BlockedSeconds: max(now.Sub(b.Since).Seconds(), 0), HeadState: b.HeadState, Checked: b.Checked.UTC()}
+}
+
+// blockedPairs returns the blocked pairs whose head or checking change
+// belongs to one of the batches shown.
+func blockedPairs(ctx context.Context, l *ledger.Ledger, shown []ledger.BatchCounts) ([]ledger.BlockedPair, error) {
+	if len(shown) == 0 {
+		return nil, nil
+	}
+	all, err := l.Blocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, bc := range shown {
+		names[bc.Name] = true
+	}
+	var out []ledger.BlockedPair
+	for _, b := range all {
+		hb, _, _ := jobs.ParseTaskID(b.Head)
+		wb, _, _ := jobs.ParseTaskID(b.Waiter)
+		if names[hb] || names[wb] {
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 // writeBudgetJ is the fleet's learned write budget, as status shows it.

@@ -58,6 +58,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
 	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", defaultMetricsAddr), "address of /metrics, /healthz and /readyz: loopback unless asked (:9464 is every interface); a taken default falls back to a free loopback port; empty: none (env ORGCONN_METRICS_ADDR)")
 	mt := f.withMetricsToken()
+	maxCrashes := f.Int("max-crashes", worker.DefaultMaxCrashes, "times in a row a worker may stop (crash, OOM kill) while acting on one change before it is dead-lettered as crashed_worker (1 or more)")
 	orphanCheck := f.Duration("orphan-check", worker.DefaultOrphanCheck, "how often to put back tasks left active by a worker that died (its asynq lease expired); 0 turns the check off, leaving it to asynq (55 s to 2 min)")
 	if code, ok := f.parse(args); !ok {
 		return code
@@ -70,6 +71,8 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "worker: --concurrency %d: want 1 or more", *concurrency)
 	case *maxAttempts < 1:
 		return errorf(e, exitUsage, "worker: --max-attempts %d: want 1 or more", *maxAttempts)
+	case *maxCrashes < 1:
+		return errorf(e, exitUsage, "worker: --max-crashes %d: want 1 or more", *maxCrashes)
 	case *orphanCheck < 0:
 		return errorf(e, exitUsage, "worker: --orphan-check %v: want a positive interval, or 0 for none", *orphanCheck)
 	}
@@ -107,7 +110,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		Redis: rdb, Ledger: l, BaseURL: base, Tokens: tokens,
 		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(),
 		Worker: worker.Config{
-			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts,
+			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxCrashes: *maxCrashes,
 			OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
 		},
 		Logger: log,

@@ -64,6 +64,7 @@ func (l *Ledger) queueKey(c jobs.Change) string {
 func (l *Ledger) leaseKey(c jobs.Change) string {
 	return l.prefix + ":lease:" + c.OrgID + "/" + c.ConnectionID
 }
+func (l *Ledger) blockedKey() string       { return l.prefix + ":blocked" }
 func (l *Ledger) batchKey(b string) string { return l.prefix + ":batch:" + b }
 func (l *Ledger) outKey(b string) string   { return l.prefix + ":batch:" + b + ":out" }
 func (l *Ledger) deadKey(b string) string  { return l.prefix + ":batch:" + b + ":dead" }
@@ -151,6 +152,11 @@ const (
 	Claimed
 )
 
+// A pair whose changes have waited BlockedAfter for the same head is
+// blocked: Claim tells one waiting change per BlockedAfter to check the
+// head (Claim.Check), and the worker records what it found (MarkBlocked).
+const BlockedAfter = 10 * time.Second
+
 // Claim is the result of Ledger.Claim.
 type Claim struct {
 	State ClaimState
@@ -158,24 +164,47 @@ type Claim struct {
 	// none. SuccessorShape is its shape.
 	Successor      string
 	SuccessorShape jobs.Shape
+	// Crashes counts, when Claimed, the earlier claims of this change that
+	// neither released nor resolved it: deliveries whose worker died while
+	// acting on it.
+	Crashes int
+	// Head is the pair's head when NotHead or Leased, and Waited how long
+	// the pair's waiting changes have waited for it (on the Redis clock).
+	Head   string
+	Waited time.Duration
+	// Check is true, when NotHead, for one waiting change per BlockedAfter
+	// once the pair waited BlockedAfter: it should make sure the head has a
+	// task, and record the pair as blocked.
+	Check bool
 }
 
 // Claim asks to act on the change with the given task id. holder identifies
-// this attempt; lease is how long the claim lasts unless renewed.
+// this attempt; lease is how long the claim lasts unless renewed. Each
+// claim counts until Release or Resolve clears it (Claim.Crashes).
 func (l *Ledger) Claim(ctx context.Context, c jobs.Change, taskID, holder string, lease time.Duration) (Claim, error) {
-	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c)}, taskID, holder, lease.Milliseconds()).Slice()
+	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c)}, taskID, holder, lease.Milliseconds(),
+		BlockedAfter.Milliseconds(), BlockedAfter.Milliseconds()).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("ledger: claim %s: %w", taskID, err)
 	}
 	state, _ := v[0].(int64)
 	cl := Claim{State: ClaimState(state)}
-	if cl.State == Claimed {
+	switch cl.State {
+	case Claimed:
 		cl.Successor, _ = v[1].(string)
 		if s, _ := v[2].(string); s != "" {
 			if cl.SuccessorShape, err = jobs.ParseShape(s); err != nil {
 				return Claim{}, fmt.Errorf("ledger: claim %s: successor %s: %w", taskID, cl.Successor, err)
 			}
 		}
+		n, _ := v[3].(int64)
+		cl.Crashes = int(n)
+	case NotHead, Leased:
+		cl.Head, _ = v[1].(string)
+		ms, _ := v[2].(int64)
+		cl.Waited = time.Duration(ms) * time.Millisecond
+		check, _ := v[3].(int64)
+		cl.Check = check == 1
 	}
 	return cl, nil
 }
@@ -247,8 +276,8 @@ func (l *Ledger) Resolve(ctx context.Context, p jobs.Payload, taskID, holder str
 		}
 	}
 	b := p.Origin.Batch
-	keys := []string{l.queueKey(p.Change), l.pairKey(p.Change), l.leaseKey(p.Change), l.batchKey(b), l.outKey(b), l.deadKey(b)}
-	v, err := resolveScript.Run(ctx, l.rdb, keys, taskID, holder, string(o), p.Origin.Line, record, field, int64(l.retention/time.Second)).Slice()
+	keys := []string{l.queueKey(p.Change), l.pairKey(p.Change), l.leaseKey(p.Change), l.batchKey(b), l.outKey(b), l.deadKey(b), l.blockedKey()}
+	v, err := resolveScript.Run(ctx, l.rdb, keys, taskID, holder, string(o), p.Origin.Line, record, field, int64(l.retention/time.Second), pairField(p.Change)).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("ledger: resolve %s as %s: %w", taskID, o, err)
 	}
@@ -259,10 +288,10 @@ func (l *Ledger) Resolve(ctx context.Context, p jobs.Payload, taskID, holder str
 	return next, true, nil
 }
 
-// Release gives up the claim without resolving (the change will be tried
-// again).
-func (l *Ledger) Release(ctx context.Context, c jobs.Change, holder string) error {
-	if err := releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(c)}, holder).Err(); err != nil {
+// Release gives up the claim of the change with the given task id without
+// resolving it (the change will be tried again).
+func (l *Ledger) Release(ctx context.Context, c jobs.Change, taskID, holder string) error {
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(c), l.pairKey(c)}, holder, taskID).Err(); err != nil {
 		return fmt.Errorf("ledger: release %s/%s: %w", c.OrgID, c.ConnectionID, err)
 	}
 	return nil

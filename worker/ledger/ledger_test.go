@@ -124,7 +124,7 @@ func TestLeaseExpiresAndCanBeReleased(t *testing.T) {
 	if ok, _ := l.Extend(ctx, c, "h2", time.Minute); ok {
 		t.Fatal("Extend by another holder succeeded")
 	}
-	if err := l.Release(ctx, c, "h1"); err != nil {
+	if err := l.Release(ctx, c, "b:2", "h1"); err != nil {
 		t.Fatal(err)
 	}
 	if cl, _ := l.Claim(ctx, c, "b:2", "h2", 100*time.Millisecond); cl.State != Claimed {
@@ -282,5 +282,70 @@ func TestAcceptKeepsOtherLinesOfTheSpan(t *testing.T) {
 	}
 	if bc.Total != 8 || bc.Pending != 7 || bc.Applied != 1 {
 		t.Fatalf("Batch = %+v, want total 8, pending 7, applied 1", bc)
+	}
+}
+
+func TestClaimCountsUnfinishedClaims(t *testing.T) {
+	l, env := setup(t)
+	ctx := context.Background()
+	c := change(jobs.Remove, "o1", "c1")
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: c}}); err != nil {
+		t.Fatal(err)
+	}
+	// Two deliveries that claimed it and never finished (their worker
+	// died), then one that releases it, then one that finds none.
+	for i, holder := range []string{"h1", "h2", "h3"} {
+		cl, err := l.Claim(ctx, c, "b:2", holder, 50*time.Millisecond)
+		if err != nil || cl.State != Claimed || cl.Crashes != i {
+			t.Fatalf("claim %d = %+v, %v; want Claimed with %d crashes", i+1, cl, err, i)
+		}
+		if holder != "h3" { // its lease runs out
+			if env.Embedded != nil {
+				env.Embedded.FastForward(100 * time.Millisecond)
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	if err := l.Release(ctx, c, "b:2", "h3"); err != nil {
+		t.Fatal(err)
+	}
+	if cl, _ := l.Claim(ctx, c, "b:2", "h4", time.Minute); cl.State != Claimed || cl.Crashes != 0 {
+		t.Fatalf("claim after a release = %+v, want Claimed with 0 crashes", cl)
+	}
+}
+
+func TestWaitingChangesLearnTheirHead(t *testing.T) {
+	l, _ := setup(t)
+	ctx := context.Background()
+	c := change(jobs.Remove, "o1", "c1")
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: c}, {Line: 3, Change: c}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := l.Claim(ctx, c, "b:3", "h", time.Minute)
+	if err != nil || cl.State != NotHead || cl.Head != "b:2" || cl.Check {
+		t.Fatalf("claim of the second change = %+v, %v; want NotHead, head b:2, no check yet", cl, err)
+	}
+	ps, err := l.Pair(ctx, c)
+	if err != nil || len(ps.Queue) != 2 || ps.Queue[0] != "b:2" || ps.Since.IsZero() {
+		t.Fatalf("Pair = %+v, %v", ps, err)
+	}
+	if ok, err := l.MarkBlocked(ctx, BlockedPair{OrgID: "o1", ConnectionID: "c1", Head: "b:2", HeadState: "running"}); err != nil || !ok {
+		t.Fatalf("MarkBlocked = %v, %v", ok, err)
+	}
+	if bs, err := l.Blocked(ctx); err != nil || len(bs) != 1 || bs[0].Head != "b:2" || bs[0].Waiting != 1 {
+		t.Fatalf("Blocked = %+v, %v; want the pair waiting for b:2", bs, err)
+	}
+	if _, err := l.Claim(ctx, c, "b:2", "h2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Resolve(ctx, jobs.Payload{Change: c, Origin: jobs.Origin{Batch: "b", Line: 2}}, "b:2", "h2", Applied, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := l.Blocked(ctx); err != nil || len(bs) != 0 {
+		t.Fatalf("Blocked after the head resolved = %+v, %v; want none", bs, err)
+	}
+	if ok, _ := l.MarkBlocked(ctx, BlockedPair{OrgID: "o1", ConnectionID: "c1", Head: "b:2"}); ok {
+		t.Fatal("MarkBlocked recorded a head that resolved")
 	}
 }

@@ -100,30 +100,59 @@ return res
 // claimScript lets the holder act on its change if the change is the head of
 // its pair's queue and no one else holds the pair's lease.
 //
+// A change that has to wait learns how long the pair has been waiting for
+// its current head: the pair hash keeps the head last seen by a waiting
+// change (field hh) and since when (hs, milliseconds of the Redis clock).
+// Once the pair has waited checkAfter for one head, one waiting change per
+// checkEvery is told to check that the head still has a task (field hc: the
+// last check).
+//
+// A change that is claimed counts the claim in the pair hash (field
+// cr:<task id>); Release and Resolve clear it. A claim that finds the count
+// above zero follows deliveries that claimed the change and never finished:
+// their worker died while acting on it.
+//
 // KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease.
-// ARGV[1] task id, ARGV[2] holder, ARGV[3] lease in milliseconds.
-// Returns {0} gone (not pending: resolved before), {1, head} not the head,
-// {2} leased by another holder, {3, successor id or "", successor shape or
-// ""} claimed.
+// ARGV[1] task id, ARGV[2] holder, ARGV[3] lease in milliseconds, ARGV[4]
+// checkAfter in milliseconds, ARGV[5] checkEvery in milliseconds.
+// Returns {0} gone (not pending: resolved before); {1, head, waited ms,
+// check 0/1} not the head; {2, head, waited ms, 0} leased by another
+// holder; {3, successor id or "", successor shape or "", unfinished claims
+// before this one} claimed.
 var claimScript = redis.NewScript(`
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return {0}
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 1)
-if head[1] ~= ARGV[1] then
-  return {1, head[1]}
-end
 local cur = redis.call('GET', KEYS[3])
-if cur and cur ~= ARGV[2] then
-  return {2}
+if head[1] ~= ARGV[1] or (cur and cur ~= ARGV[2]) then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local f = redis.call('HMGET', KEYS[2], 'hh', 'hs', 'hc')
+  local since, checked = tonumber(f[2]), tonumber(f[3])
+  if f[1] ~= head[1] or not since then
+    since, checked = now, 0
+    redis.call('HSET', KEYS[2], 'hh', head[1], 'hs', now, 'hc', 0)
+  end
+  local waited = now - since
+  if head[1] ~= ARGV[1] then
+    local check = 0
+    if waited >= tonumber(ARGV[4]) and now - (checked or 0) >= tonumber(ARGV[5]) then
+      redis.call('HSET', KEYS[2], 'hc', now)
+      check = 1
+    end
+    return {1, head[1], waited, check}
+  end
+  return {2, head[1], waited, 0}
 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+local crashes = redis.call('HINCRBY', KEYS[2], 'cr:' .. ARGV[1], 1) - 1
 local nxt = head[2] or ''
 local shape = ''
 if nxt ~= '' then
   shape = redis.call('HGET', KEYS[2], 'd:' .. nxt) or ''
 end
-return {3, nxt, shape}
+return {3, nxt, shape, crashes}
 `)
 
 // resolveScript records the final outcome of a pending change, frees its
@@ -133,18 +162,24 @@ return {3, nxt, shape}
 // the retrying count. A dead letter is kept as long as the batch's record; a
 // line that resolves otherwise (after a requeue) loses its old dead letter.
 //
+// The pair is no longer blocked by this change: its entry in the blocked
+// pairs hash goes.
+//
 // KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease, KEYS[4] batch
-// hash, KEYS[5] batch out string, KEYS[6] batch dead-letter hash.
+// hash, KEYS[5] batch out string, KEYS[6] batch dead-letter hash, KEYS[7]
+// blocked pairs hash.
 // ARGV[1] task id, ARGV[2] holder, ARGV[3] outcome byte (a, s or d),
 // ARGV[4] line, ARGV[5] dead-letter record (JSON, for d), ARGV[6] counter
-// field (applied, superseded or dead), ARGV[7] retention in seconds.
+// field (applied, superseded or dead), ARGV[7] retention in seconds, ARGV[8]
+// the pair's field in the blocked pairs hash.
 // Returns {0} when the change was not pending (resolved before), else {1,
 // next head id or ""}.
 var resolveScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return {0}
 end
-redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1])
+redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1], 'cr:' .. ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[8])
 if redis.call('GET', KEYS[3]) == ARGV[2] then
   redis.call('DEL', KEYS[3])
 end
@@ -192,14 +227,32 @@ end
 return {1, nxt[1]}
 `)
 
-// releaseScript drops the pair lease if the holder still has it.
+// releaseScript drops the pair lease if the holder still has it, and clears
+// the change's count of unfinished claims (the claim finished).
 //
-// KEYS[1] pair lease. ARGV[1] holder. Returns 1 if released.
+// KEYS[1] pair lease, KEYS[2] pair hash. ARGV[1] holder, ARGV[2] task id.
+// Returns 1 if released.
 var releaseScript = redis.NewScript(`
+redis.call('HDEL', KEYS[2], 'cr:' .. ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+`)
+
+// markBlockedScript records that a pair waits for its head, if the change
+// is still the head.
+//
+// KEYS[1] pair queue, KEYS[2] blocked pairs hash. ARGV[1] head task id,
+// ARGV[2] the pair's field, ARGV[3] the record (JSON).
+// Returns 1 if recorded, 0 when the change is no longer the head.
+var markBlockedScript = redis.NewScript(`
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if head[1] ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
 `)
 
 // extendScript renews the pair lease if the holder still has it.
