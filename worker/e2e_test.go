@@ -37,6 +37,9 @@ type e2e struct {
 	// budget is where the fleet's shared limiter starts; every worker of
 	// the run draws from it (one tenant, one Redis).
 	budget ratelimit.Buckets
+	// planStart makes budget a plan's numbers, as a worker started with no
+	// --rate/--burst has (not an override of what the fleet learned).
+	planStart bool
 	// deadByDesign are lines the test makes fail on purpose, with the
 	// dead-letter reason they must have; verify expects the state of
 	// applying the other rows.
@@ -106,7 +109,7 @@ func (e *e2e) importRowsVia(rows []jobstest.Row, q producer.Enqueuer) producer.R
 func (e *e2e) startWorker(name string, concurrency int) *worker.Worker {
 	e.t.Helper()
 	lim, err := ratelimit.New(context.Background(), ratelimit.Config{
-		Redis: e.env.Client, Prefix: e.env.Prefix, Tenant: "e2e", Start: e.budget, Override: true,
+		Redis: e.env.Client, Prefix: e.env.Prefix, Tenant: "e2e", Start: e.budget, Override: !e.planStart,
 		PauseFloor: 200 * time.Millisecond,
 		// Info: the fleet's pauses and model changes show in a failed run's log.
 		Logger: slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -302,17 +305,26 @@ func TestEndToEndExactStateUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end runs take about 30 s each")
 	}
-	for _, workers := range []int{2, 4} {
-		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) { endToEnd(t, workers) })
+	// Two of the zoo's tenant shapes: one bucket for reads and writes,
+	// and a write bucket that only its own 429s describe. The workers
+	// start as they do with no flags: from the essentials plan.
+	for _, shape := range []string{"shared", "burst-headers"} {
+		for _, workers := range []int{2, 4} {
+			t.Run(fmt.Sprintf("%s/%d workers", shape, workers), func(t *testing.T) { endToEnd(t, shape, workers) })
+		}
 	}
 }
 
-func endToEnd(t *testing.T, workers int) {
-	e := newE2E(t, mgmttest.Config{
-		Orgs: 50, Connections: 8, Seed: 7,
-		Global: mgmttest.Bucket{Burst: 10, Rate: 20},
-		Faults: mgmttest.Faults{Error5xx: 0.03, Drop: 0.01, LostResponse: 0.01},
-	})
+func endToEnd(t *testing.T, shape string, workers int) {
+	sh, err := mgmttest.LookupShape(shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sh.Config(1)
+	cfg.Orgs, cfg.Connections, cfg.Seed = 50, 8, 7
+	cfg.Faults = mgmttest.Faults{Error5xx: 0.03, Drop: 0.01, LostResponse: 0.01}
+	e := newE2E(t, cfg)
+	e.budget, e.planStart = ratelimit.Plans["essentials"], true
 	rows := jobstest.Generate(e.tenant, jobstest.Options{Changes: 480, RepeatShare: 0.3, UnknownOrgs: 12, SignupFails: 8, Invalid: 5, Seed: 11})
 	if share := repeatShare(rows); share < 0.2 {
 		t.Fatalf("only %.0f%% of rows touch a pair more than once; the test needs at least 20%%", share*100)
@@ -329,9 +341,22 @@ func endToEnd(t *testing.T, workers int) {
 	elapsed := time.Since(start)
 	e.verify()
 	st := e.sim.Stats()
-	t.Logf("elapsed %v for %d changes (ideal at 20/s after a burst of 10: %v); %+v", elapsed.Round(time.Millisecond), bc.Total,
-		(time.Duration(float64(bc.Total-10) / 20 * float64(time.Second))).Round(time.Millisecond), bc)
-	t.Logf("simulator: %d requests, %d throttled, %d writes, %d tokens issued, faults %v", st.Total, st.Throttled, st.Writes, st.TokensIssued, st.Faults)
+	b := sh.Binding(1)
+	t.Logf("elapsed %v for %d changes; %+v", elapsed.Round(time.Millisecond), bc.Total, bc)
+	t.Logf("simulator: %d requests, %d throttled (%.1f%%), %d writes, %d tokens issued, faults %v", st.Total, st.Throttled, 100*float64(st.Throttled)/float64(max(st.Total, 1)), st.Writes, st.TokensIssued, st.Faults)
+	if span := st.LastWrite.Sub(st.FirstWrite); span > 0 {
+		// Every answer but a 429 took a token of the binding bucket:
+		// every request on a shared bucket, the writes on a write one.
+		took := 0
+		for key, n := range st.ByRoute {
+			f := strings.Fields(key)
+			if len(f) == 3 && f[2] != "429" && (cfg.Write.Rate == 0 || f[0] != "GET") {
+				took += n
+			}
+		}
+		t.Logf("utilization %.3f: %d requests took a token of the binding bucket (burst %d, %g/s) over %v",
+			float64(took)/(float64(b.Burst)+b.Rate*span.Seconds()), took, b.Burst, b.Rate, span.Round(time.Millisecond))
+	}
 	if st.Faults[mgmttest.FaultError5xx] == 0 || st.Faults[mgmttest.FaultDrop] == 0 || st.Faults[mgmttest.FaultLostResponse] == 0 {
 		t.Errorf("the run met no fault of some kind: %v", st.Faults)
 	}

@@ -118,7 +118,11 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 
-	if cl.Crashes >= h.maxCrashes {
+	// A change dead-letters after maxCrashes crashes it is suspected of
+	// (its worker died just after taking it), or after three times as
+	// many of any kind (one that kills its worker a while after it
+	// starts, when the worker took other changes since).
+	if cl.Suspected >= h.maxCrashes || cl.Crashes >= 3*h.maxCrashes {
 		o := Outcome{Kind: Dead, Reason: ReasonCrashedWorker,
 			Message: fmt.Sprintf("the worker stopped while acting on this change %d times in a row (a crash, an OOM kill, a lost node); not tried again", cl.Crashes)}
 		failedBefore, _ := asynq.GetRetryCount(ctx)

@@ -168,6 +168,10 @@ type Claim struct {
 	// neither released nor resolved it: deliveries whose worker died while
 	// acting on it.
 	Crashes int
+	// Suspected counts, of Crashes, those where this change was the last
+	// its worker claimed before dying: the change a crashing worker was
+	// starting. The others it was acting on are bystanders.
+	Suspected int
 	// Head is the pair's head when NotHead or Leased, and Waited how long
 	// the pair's waiting changes have waited for it (on the Redis clock).
 	Head   string
@@ -182,7 +186,7 @@ type Claim struct {
 // this attempt; lease is how long the claim lasts unless renewed. Each
 // claim counts until Release or Resolve clears it (Claim.Crashes).
 func (l *Ledger) Claim(ctx context.Context, c jobs.Change, taskID, holder string, lease time.Duration) (Claim, error) {
-	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c)}, taskID, holder, lease.Milliseconds(),
+	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c), l.prefix + ":lastclaim"}, taskID, holder, lease.Milliseconds(),
 		BlockedAfter.Milliseconds(), BlockedAfter.Milliseconds()).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("ledger: claim %s: %w", taskID, err)
@@ -199,6 +203,10 @@ func (l *Ledger) Claim(ctx context.Context, c jobs.Change, taskID, holder string
 		}
 		n, _ := v[3].(int64)
 		cl.Crashes = int(n)
+		if len(v) > 4 {
+			p, _ := v[4].(int64)
+			cl.Suspected = int(p)
+		}
 	case NotHead, Leased:
 		cl.Head, _ = v[1].(string)
 		ms, _ := v[2].(int64)

@@ -315,6 +315,40 @@ func TestClaimCountsUnfinishedClaims(t *testing.T) {
 	}
 }
 
+// A worker that dies is suspected of the change it took last; the other
+// changes it was acting on are bystanders.
+func TestACrashIsSuspectedOfTheLastChangeItsWorkerTook(t *testing.T) {
+	l, env := setup(t)
+	ctx := context.Background()
+	bystander, suspect := change(jobs.Remove, "o1", "c1"), change(jobs.Remove, "o2", "c2")
+	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: bystander}, {Line: 3, Change: suspect}}); err != nil {
+		t.Fatal(err)
+	}
+	// Worker A takes the bystander, then the suspect, and dies.
+	for _, x := range []struct {
+		c  jobs.Change
+		id string
+	}{{bystander, "b:2"}, {suspect, "b:3"}} {
+		if cl, err := l.Claim(ctx, x.c, x.id, x.id+"@A/1", 50*time.Millisecond); err != nil || cl.State != Claimed {
+			t.Fatalf("claim %s = %+v, %v", x.id, cl, err)
+		}
+	}
+	if env.Embedded != nil {
+		env.Embedded.FastForward(100 * time.Millisecond)
+	} else {
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Worker B takes both again.
+	by, err := l.Claim(ctx, bystander, "b:2", "b:2@B/1", time.Minute)
+	if err != nil || by.Crashes != 1 || by.Suspected != 0 {
+		t.Errorf("bystander claimed again = %+v, %v; want 1 crash, 0 suspected", by, err)
+	}
+	su, err := l.Claim(ctx, suspect, "b:3", "b:3@B/2", time.Minute)
+	if err != nil || su.Crashes != 1 || su.Suspected != 1 {
+		t.Errorf("suspect claimed again = %+v, %v; want 1 crash, 1 suspected", su, err)
+	}
+}
+
 func TestWaitingChangesLearnTheirHead(t *testing.T) {
 	l, _ := setup(t)
 	ctx := context.Background()

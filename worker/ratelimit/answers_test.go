@@ -73,6 +73,31 @@ func TestResetInTheFutureAndRetryAfter(t *testing.T) {
 	}
 }
 
+// Retry-After is the tenant's own word: a bucket whose refill the fleet
+// measured does not shorten it to the time it takes to fill.
+func TestRetryAfterIsNotShortenedByALearnedRefill(t *testing.T) {
+	l, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+	ctx := context.Background()
+	l.Observe(call(t, l), exchange(201, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 9, Reset: t0}, 0))
+	if err := l.store.tune(ctx, tune{bucket: "w10", rate: 20, source: "measured"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Observe(call(t, l), exchange(429, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: t0.Add(time.Second)}, 5*time.Second))
+	if p := pauseOf(t, l); p < 5*time.Second || p > 5*time.Second+time.Millisecond {
+		t.Errorf("Retry-After 5s on a bucket that fills in 0.5s: pause %v, want 5s", p)
+	}
+	// Without Retry-After, Reset is shortened to the fill time.
+	l2, _ := fixedLimiter(t, Buckets{Global: Bucket{Burst: 10, Rate: 20}})
+	l2.Observe(call(t, l2), exchange(201, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 9, Reset: t0}, 0))
+	if err := l2.store.tune(ctx, tune{bucket: "w10", rate: 20, source: "measured"}); err != nil {
+		t.Fatal(err)
+	}
+	l2.Observe(call(t, l2), exchange(429, mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: t0.Add(5 * time.Second)}, 0))
+	if p := pauseOf(t, l2); p > 600*time.Millisecond {
+		t.Errorf("Reset 5s on a bucket that fills in 0.5s: pause %v, want it shortened to about 0.5s", p)
+	}
+}
+
 func TestHeadersMissing(t *testing.T) {
 	start := Buckets{Global: Bucket{Burst: 10, Rate: 20}}
 	l, _ := fixedLimiter(t, start)
@@ -101,14 +126,21 @@ func TestHeadersMissing(t *testing.T) {
 	}
 
 	// A 429 without headers (and without Retry-After) still stops the
-	// fleet, for the floor; it creates no bucket.
+	// fleet, for the floor, and teaches: a bucket that no answer names
+	// refused writes, "w0", which now paces them (found in closed loop).
 	l.Observe(call(t, l), exchange(429, mgmt.RateLimit{}, 0))
 	if p := pauseOf(t, l); p < 100*time.Millisecond || p > 101*time.Millisecond {
 		t.Errorf("429 without headers: pause %v, want the 100ms floor", p)
 	}
 	st, _ := l.State(ctx)
-	if len(st.Buckets) != len(before.Buckets) {
-		t.Errorf("a 429 without headers made up a bucket: %+v", st.Buckets)
+	var w0 *BucketState
+	for i, b := range st.Buckets {
+		if b.ID == "w0" {
+			w0 = &st.Buckets[i]
+		}
+	}
+	if w0 == nil || w0.Classes != "w" || w0.Rate <= 0 {
+		t.Errorf("a 429 without headers taught nothing: %+v", st.Buckets)
 	}
 	if got := l.Stats().Throttled; got != 1 {
 		t.Errorf("throttled %d, want 1", got)

@@ -405,6 +405,14 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 	if !a.refused && a.bucket == "" {
 		return
 	}
+	if a.refused && a.bucket == "" {
+		// A 429 that names no bucket still says one refused: "w0" (or
+		// "r0") stands for it, found in closed loop like any bucket
+		// that no success answer describes.
+		a.bucket, a.count = bucketID(cls, 0), tk.counts[bucketID(cls, 0)]
+		a.startBurst, a.startRate = 1, l.startRate(cls, 0)
+	}
+	a.retryAfter = a.refused && e.RetryAfter > 0
 	if a.refused {
 		a.pause = l.pauseFor(e, now)
 		l.mu.Lock()

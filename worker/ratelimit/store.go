@@ -211,7 +211,8 @@ end
 local newpause = 0
 local p = tonumber(ARGV[8])
 if refused and p > 0 then
-  if src ~= 'plan' and src ~= 'override' and src ~= 'guess' and rate > 0 and tonumber(ARGV[3]) == 0 then
+  -- Retry-After (flag 16) is the tenant's own word: it stands.
+  if math.floor(flags / 16) % 2 == 0 and src ~= 'plan' and src ~= 'override' and src ~= 'guess' and rate > 0 and tonumber(ARGV[3]) == 0 then
     -- The bucket that refused is known from answers: no longer than it
     -- takes to fill at the modelled rate (after a cut, at most as long as
     -- at the true rate).
@@ -371,6 +372,7 @@ type answer struct {
 	age, rtt   time.Duration
 	refused    bool
 	waited     bool
+	retryAfter bool // the pause is the answer's Retry-After: never shortened
 	pause      time.Duration
 	startBurst int
 	startRate  float64
@@ -403,6 +405,9 @@ func (s *store) answer(ctx context.Context, a answer) (answered, error) {
 	}
 	if a.waited {
 		flags |= 2
+	}
+	if a.retryAfter {
+		flags |= 16
 	}
 	v, err := answerScript.Run(ctx, s.rdb, []string{s.key, s.samples},
 		a.bucket, a.class, a.remaining, a.count, a.age.Microseconds(), a.rtt.Microseconds(), flags, a.pause.Microseconds(),
