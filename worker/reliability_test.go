@@ -189,8 +189,11 @@ func TestCrashingChangeIsDeadLettered(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("done in %v after %d crashes", time.Since(start).Round(time.Second), crashes)
-	if crashes != 2 {
-		t.Errorf("%d crashes; want 2 (--max-crashes 2)", crashes)
+	// Two crashes it is suspected of (its worker took it last), or up to
+	// three times as many when a worker took other changes in the same
+	// instant (a restarted worker takes its first ten at once).
+	if crashes < 2 || crashes > 6 {
+		t.Errorf("%d crashes; want 2 to 6 (--max-crashes 2)", crashes)
 	}
 	e.verify()
 	dl, err := e.ledger.DeadLetter(context.Background(), e.batch, poison)

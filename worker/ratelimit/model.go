@@ -31,18 +31,33 @@ import (
 //     min(rate·(1−Margin), rate − 2·StdErr).
 //   - Probe: a call that waited for its slot found the bucket more than half
 //     full: the model refills too slowly. The rate is raised by a factor of
-//     1 + Remaining/Limit (up to double), at most every 500 ms and not just after an
-//     estimate moved it, until the bucket binds and can be measured.
-//   - Cut: a 429 refused by a bucket the model thought had a token: its rate
-//     is cut (cutFactor: to 75%, or 50% for a guess, a probe or after a recent cut; at most
-//     once a second) and what was learned of it is
-//     forgotten: its limits changed, or the estimate was wrong. It is
-//     measured afresh from the answers that follow.
+//     1 + Remaining/Limit (up to double), at most every probeEvery, until
+//     the bucket binds and can be measured.
+//   - Slow start: two answers of one bucket half a second or more apart
+//     prove a refill at least that fast (refilledAtLeast): a rate below it
+//     is raised to it at once, up to fourfold.
+//   - One bucket for both classes: answers to reads and writes close in
+//     time that find a bucket of one size equally empty (mergeIfShared)
+//     make the write-named bucket pace both classes and retire the
+//     read-named one; otherwise each class, measured alone, would read the
+//     other's draws as a slow refill. For the same reason a measured refill
+//     lower than modelled is adopted only for a bucket that refused lately.
+//   - 429: a bucket that refuses is empty, so what it accepted since its
+//     earlier refusals (the longest span of 1–15 s) is its refill; it is
+//     paced at deliveredShare of that (afterRefusal). At its first refusal,
+//     what it let through since the first call less its size is a lower
+//     bound. 429s in the first second of a bucket's refusals are its burst,
+//     not its rate: the rate stands. What was learned of it otherwise is
+//     forgotten and measured afresh.
 //   - Refused elsewhere: a 429 whose headers describe a bucket that still
 //     had tokens was refused by another bucket: the other buckets pacing the
 //     class are cut; if there are none, a bucket no answer ever describes
-//     said no, and "hidden-w" (or "hidden-r") paces the class from 70% of the
-//     described bucket's rate, probing 5% higher every 2 s without a 429.
+//     said no, and "hidden-w" (or "hidden-r") paces the class. A 429 with
+//     no headers is "w0" (or "r0").
+//   - Hidden: a bucket no success answer describes is found in closed loop
+//     while calls wait for it: doubled every second until a 429 measures
+//     it, then +1% a second up to 10% over the measurement (60% over a
+//     first 429's lower bound), past that only after 30 s without a 429.
 //   - Retire: a bucket that none of the last retireAfter answers of its
 //     class described stops pacing (its classes become "-"): it does not
 //     bind (when headers describe the tightest bucket, a binding bucket is
