@@ -159,7 +159,7 @@ func TestCrashingChangeIsDeadLettered(t *testing.T) {
 	t.Logf("poison change: %s", poisonID)
 
 	hook := []string{"ORGCONN_TEST_CRASH_TASK=" + poisonID}
-	args := []string{"--rate", "50", "--burst", "20", "--concurrency", "10", "--metrics-addr", "", "--max-crashes", "2"}
+	args := []string{"--rate", "50", "--burst", "20", "--concurrency", "2", "--metrics-addr", "", "--max-crashes", "2"}
 	workers := []*proc{e.startWorkerProcessEnv(bin, "w1", hook, args...), e.startWorkerProcessEnv(bin, "w2", hook, args...)}
 	var all []*proc
 	all = append(all, workers...)
