@@ -287,7 +287,13 @@ func printSummary(w io.Writer, s Summary) {
 	} else {
 		fmt.Fprintf(w, "  elapsed        %v\n", s.Elapsed.Round(10*time.Millisecond))
 	}
-	if s.Requests > 0 {
+	if s.Requests > 0 && s.Rate > 0 {
+		// The pace the budget allowed: every request, failed and repeated
+		// ones too, drew from the tenant's bucket.
+		paced := time.Duration(float64(s.Requests) / s.Rate * float64(time.Second))
+		fmt.Fprintf(w, "  API requests   %d, of which 429: %d; at %.4g per second they need %v: %.2f× that\n",
+			s.Requests, s.Throttled, s.Rate, paced.Round(10*time.Millisecond), s.Elapsed.Seconds()/paced.Seconds())
+	} else if s.Requests > 0 {
 		fmt.Fprintf(w, "  API requests   %d, of which 429: %d\n", s.Requests, s.Throttled)
 	} else {
 		fmt.Fprintf(w, "  429 answers    %d\n", s.Throttled)
