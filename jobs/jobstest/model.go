@@ -81,21 +81,26 @@ func (m *model) apply(c jobs.Change) string {
 			return "connection not enabled"
 		}
 	}
-	next := cur
-	if c.AssignMembershipOnLogin.Set() {
-		next.AssignMembershipOnLogin = c.AssignMembershipOnLogin.Bool()
-	}
-	if c.ShowAsButton.Set() {
-		next.ShowAsButton = c.ShowAsButton.Bool()
-	}
-	if c.IsSignupEnabled.Set() {
-		next.IsSignupEnabled = c.IsSignupEnabled.Bool()
-	}
+	next := cur.With(c)
 	if next.IsSignupEnabled && (!next.AssignMembershipOnLogin || !m.database[c.ConnectionID]) {
 		return jobs.SignupNeedsMembership
 	}
 	m.set(c.OrgID, c.ConnectionID, next)
 	return ""
+}
+
+// With returns s with the flags c gives set; the others are kept.
+func (s State) With(c jobs.Change) State {
+	if c.AssignMembershipOnLogin.Set() {
+		s.AssignMembershipOnLogin = c.AssignMembershipOnLogin.Bool()
+	}
+	if c.ShowAsButton.Set() {
+		s.ShowAsButton = c.ShowAsButton.Bool()
+	}
+	if c.IsSignupEnabled.Set() {
+		s.IsSignupEnabled = c.IsSignupEnabled.Bool()
+	}
+	return s
 }
 
 // plausible returns a valid change for the pair that succeeds from the

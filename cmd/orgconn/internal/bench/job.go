@@ -168,15 +168,7 @@ func NewJob(t jobstest.Tenant, n int, seed uint64) (Job, error) {
 				if !enabled {
 					next = jobstest.State{ShowAsButton: true}
 				}
-				if c.AssignMembershipOnLogin.Set() {
-					next.AssignMembershipOnLogin = c.AssignMembershipOnLogin.Bool()
-				}
-				if c.ShowAsButton.Set() {
-					next.ShowAsButton = c.ShowAsButton.Bool()
-				}
-				if c.IsSignupEnabled.Set() {
-					next.IsSignupEnabled = c.IsSignupEnabled.Bool()
-				}
+				next = next.With(c)
 				if next.IsSignupEnabled && !next.AssignMembershipOnLogin {
 					// Turning membership off turns sign-up off in the same row.
 					c.IsSignupEnabled, next.IsSignupEnabled = jobs.False, false
