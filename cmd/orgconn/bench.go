@@ -40,8 +40,10 @@ Columns (counts come from the simulator, not from the clients):
   exact         the simulator's final state equals the job applied in file
                 order by the reference model; wrong = pairs that differ
   elapsed       first successful write to the last
-  utilization   successful writes ÷ (burst + rate × elapsed), over the
-                bucket that binds writes
+  utilization   accepted requests ÷ (burst + rate × elapsed), over the
+                bucket that binds writes: every answer but a 429 that
+                took one of its tokens (reads too when it is the API-wide
+                bucket)
   429 ratio     throttled requests ÷ requests
   calls/change  API requests ÷ applied changes
   tokens        tokens issued by /oauth/token

@@ -229,7 +229,11 @@ type Result struct {
 	Tokens    int           `json:"tokens_issued"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	Budget    float64       `json:"budget"`
-	// Utilization is Writes ÷ Budget, the calls the binding bucket
+	// Accepted counts the requests that took a token of the binding
+	// bucket: every answer but a 429 (a 409 or 404 spends a token too), of
+	// reads as well when the binding bucket is the API-wide one.
+	Accepted int `json:"accepted"`
+	// Utilization is Accepted ÷ Budget, the calls the binding bucket
 	// allowed from the first successful write to the last: burst + rate ×
 	// elapsed (the rate before and after a halving, each for its share).
 	Utilization float64 `json:"utilization"`
@@ -415,8 +419,14 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 		res.Budget = float64(b.Burst) + b.Rate*before + b.Rate/2*(res.Elapsed.Seconds()-before)
 	default:
 	}
+	for key, n := range st.ByRoute {
+		f := strings.Fields(key)
+		if len(f) == 3 && f[2] != "429" && (f[0] != "GET" || sc.Config.Write.Rate == 0 || b != sc.Config.Write) {
+			res.Accepted += n
+		}
+	}
 	if res.Budget > 0 {
-		res.Utilization = float64(res.Writes) / res.Budget
+		res.Utilization = float64(res.Accepted) / res.Budget
 	}
 	if res.Requests > 0 {
 		res.ThrottleRatio = float64(res.Throttled) / float64(res.Requests)
