@@ -21,8 +21,10 @@ import (
 // A virtual fleet: the real Limiter and the real Lua scripts (on an
 // embedded Redis whose TIME is the virtual clock) pace callers of several
 // processes against a simulated tenant; sleeping and the network are events
-// on a queue, so a scenario of minutes runs in milliseconds, at fixed
-// instants, the same every time for a seed.
+// on a queue, so a scenario of a minute of tenant time runs in one to ten
+// seconds of CPU (most of it the Lua scripts), without sleeping. Latencies
+// come from a seeded source; the limiter's pause jitter does not, so a
+// figure can move by a call or two between runs.
 
 // shapeScale is the time scale a virtual run uses for a shape: the plan
 // shapes' per-minute budgets run faster, as `orgconn simulate --time-scale`
