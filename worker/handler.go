@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -76,6 +77,9 @@ type handler struct {
 	log         *slog.Logger
 	now         func() time.Time
 	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
+	// solo lets a change suspected of crashing its worker run alone: the
+	// others hold it shared while they act.
+	solo sync.RWMutex
 }
 
 // ProcessTask runs one delivery of a change task.
@@ -118,10 +122,11 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 
-	// A change dead-letters after maxCrashes crashes it is suspected of
-	// (its worker died just after taking it), or after three times as
-	// many of any kind (one that kills its worker a while after it
-	// starts, when the worker took other changes since).
+	// A change whose earlier claims never finished (its worker died) runs
+	// alone in this process, so that a crash now is its own: it is
+	// dead-lettered after maxCrashes crashes it caused, running alone.
+	// Bystanders of another change's crash complete alone and go on. (The
+	// 3× bound on crashes of any kind is a backstop.)
 	if cl.Suspected >= h.maxCrashes || cl.Crashes >= 3*h.maxCrashes {
 		o := Outcome{Kind: Dead, Reason: ReasonCrashedWorker,
 			Message: fmt.Sprintf("the worker stopped while acting on this change %d times in a row (a crash, an OOM kill, a lost node); not tried again", cl.Crashes)}
@@ -139,11 +144,22 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Error("dead letter: the change crashed its worker every time", "reason", string(o.Reason), "crashes", cl.Crashes)
 		return fmt.Errorf("%s: %w", o, asynq.SkipRetry)
 	}
+	stopRenewing := h.keepLease(ctx, c, holder, log)
+	if cl.Crashes > 0 {
+		h.solo.Lock()
+		defer h.solo.Unlock()
+		if err := h.ledger.MarkAlone(ctx, c, id); err != nil {
+			log.Warn("cannot record that the change runs alone", "err", err)
+		}
+		log.Warn("the change's earlier deliveries never finished (their worker died): running it alone", "crashes", cl.Crashes)
+	} else {
+		h.solo.RLock()
+		defer h.solo.RUnlock()
+	}
 	if crashHook != nil {
 		crashHook(id, c)
 	}
 
-	stopRenewing := h.keepLease(ctx, c, holder, log)
 	err = apply(mgmt.WithCorrelationID(ctx, id), h.api, c)
 	stopRenewing()
 	o := Classify(err)

@@ -168,9 +168,9 @@ type Claim struct {
 	// neither released nor resolved it: deliveries whose worker died while
 	// acting on it.
 	Crashes int
-	// Suspected counts, of Crashes, those where this change was the last
-	// its worker claimed before dying: the change a crashing worker was
-	// starting. The others it was acting on are bystanders.
+	// Suspected counts, of Crashes, those where this change ran alone in
+	// its worker (MarkAlone): it caused them. In the others it may have
+	// been a bystander of the change that did.
 	Suspected int
 	// Head is the pair's head when NotHead or Leased, and Waited how long
 	// the pair's waiting changes have waited for it (on the Redis clock).
@@ -186,7 +186,7 @@ type Claim struct {
 // this attempt; lease is how long the claim lasts unless renewed. Each
 // claim counts until Release or Resolve clears it (Claim.Crashes).
 func (l *Ledger) Claim(ctx context.Context, c jobs.Change, taskID, holder string, lease time.Duration) (Claim, error) {
-	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c), l.prefix + ":lastclaim"}, taskID, holder, lease.Milliseconds(),
+	v, err := claimScript.Run(ctx, l.rdb, []string{l.queueKey(c), l.pairKey(c), l.leaseKey(c)}, taskID, holder, lease.Milliseconds(),
 		BlockedAfter.Milliseconds(), BlockedAfter.Milliseconds()).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("ledger: claim %s: %w", taskID, err)
@@ -215,6 +215,16 @@ func (l *Ledger) Claim(ctx context.Context, c jobs.Change, taskID, holder string
 		cl.Check = check == 1
 	}
 	return cl, nil
+}
+
+// MarkAlone records that the holder of the change's claim runs it alone in
+// its process, with nothing else in flight: should that process die now,
+// the change caused it (Claim.Suspected of the next claim).
+func (l *Ledger) MarkAlone(ctx context.Context, c jobs.Change, taskID string) error {
+	if err := l.rdb.HSet(ctx, l.pairKey(c), "ca:"+taskID, "1").Err(); err != nil {
+		return fmt.Errorf("ledger: mark %s alone: %w", taskID, err)
+	}
+	return nil
 }
 
 // Outcome is how a change ended.

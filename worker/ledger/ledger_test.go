@@ -315,37 +315,57 @@ func TestClaimCountsUnfinishedClaims(t *testing.T) {
 	}
 }
 
-// A worker that dies is suspected of the change it took last; the other
-// changes it was acting on are bystanders.
-func TestACrashIsSuspectedOfTheLastChangeItsWorkerTook(t *testing.T) {
+// A crash while a change ran alone in its worker is held against it; a
+// crash while it ran beside others is not (it may have been a bystander).
+func TestACrashIsHeldAgainstAChangeThatRanAlone(t *testing.T) {
 	l, env := setup(t)
 	ctx := context.Background()
 	bystander, suspect := change(jobs.Remove, "o1", "c1"), change(jobs.Remove, "o2", "c2")
 	if _, err := l.Accept(ctx, "b", "t", []Row{{Line: 2, Change: bystander}, {Line: 3, Change: suspect}}); err != nil {
 		t.Fatal(err)
 	}
-	// Worker A takes the bystander, then the suspect, and dies.
-	for _, x := range []struct {
-		c  jobs.Change
-		id string
-	}{{bystander, "b:2"}, {suspect, "b:3"}} {
-		if cl, err := l.Claim(ctx, x.c, x.id, x.id+"@A/1", 50*time.Millisecond); err != nil || cl.State != Claimed {
-			t.Fatalf("claim %s = %+v, %v", x.id, cl, err)
+	expire := func() {
+		if env.Embedded != nil {
+			env.Embedded.FastForward(100 * time.Millisecond)
+		} else {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	if env.Embedded != nil {
-		env.Embedded.FastForward(100 * time.Millisecond)
-	} else {
-		time.Sleep(100 * time.Millisecond)
+	claim := func(c jobs.Change, id, holder string, lease time.Duration) Claim {
+		t.Helper()
+		cl, err := l.Claim(ctx, c, id, holder, lease)
+		if err != nil || cl.State != Claimed {
+			t.Fatalf("claim %s = %+v, %v", id, cl, err)
+		}
+		return cl
 	}
-	// Worker B takes both again.
-	by, err := l.Claim(ctx, bystander, "b:2", "b:2@B/1", time.Minute)
-	if err != nil || by.Crashes != 1 || by.Suspected != 0 {
-		t.Errorf("bystander claimed again = %+v, %v; want 1 crash, 0 suspected", by, err)
+	// A worker takes both and dies.
+	claim(bystander, "b:2", "h1", 50*time.Millisecond)
+	claim(suspect, "b:3", "h2", 50*time.Millisecond)
+	expire()
+	// Taken again, each runs alone (as the worker does after a crash);
+	// the suspect's worker dies again, the bystander's finishes.
+	if by := claim(bystander, "b:2", "h3", time.Minute); by.Crashes != 1 || by.Suspected != 0 {
+		t.Errorf("bystander claimed again = %+v; want 1 crash, 0 held against it", by)
 	}
-	su, err := l.Claim(ctx, suspect, "b:3", "b:3@B/2", time.Minute)
-	if err != nil || su.Crashes != 1 || su.Suspected != 1 {
-		t.Errorf("suspect claimed again = %+v, %v; want 1 crash, 1 suspected", su, err)
+	if err := l.MarkAlone(ctx, bystander, "b:2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx, bystander, "b:2", "h3"); err != nil {
+		t.Fatal(err)
+	}
+	if su := claim(suspect, "b:3", "h4", 50*time.Millisecond); su.Crashes != 1 || su.Suspected != 0 {
+		t.Errorf("suspect claimed again = %+v; want 1 crash, 0 held against it (it did not run alone)", su)
+	}
+	if err := l.MarkAlone(ctx, suspect, "b:3"); err != nil {
+		t.Fatal(err)
+	}
+	expire()
+	if su := claim(suspect, "b:3", "h5", time.Minute); su.Crashes != 2 || su.Suspected != 1 {
+		t.Errorf("suspect after dying alone = %+v; want 2 crashes, 1 held against it", su)
+	}
+	if by := claim(bystander, "b:2", "h6", time.Minute); by.Crashes != 0 || by.Suspected != 0 {
+		t.Errorf("bystander after finishing = %+v; want no crash", by)
 	}
 }
 

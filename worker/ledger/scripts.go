@@ -112,21 +112,18 @@ return res
 // above zero follows deliveries that claimed the change and never finished:
 // their worker died while acting on it.
 //
-// Each claim also records the worker instance that made it (field
-// ci:<task id>, the instance parsed from the holder "task@instance/nonce")
-// and, in one hash for the fleet (KEYS[4]), the last change each instance
-// claimed. A claim after an unfinished one whose instance's last claim was
-// this change counts a crash this change is suspected of (field
-// cp:<task id>): the change a worker took last before dying.
+// A worker runs a change that follows unfinished claims alone (nothing else
+// in flight in its process) and says so (MarkAlone: field ca:<task id>). A
+// claim after an unfinished one that ran alone counts a crash this change
+// is proven to cause (field cp:<task id>).
 //
-// KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease, KEYS[4] the
-// fleet's last claim by instance.
+// KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease.
 // ARGV[1] task id, ARGV[2] holder, ARGV[3] lease in milliseconds, ARGV[4]
 // checkAfter in milliseconds, ARGV[5] checkEvery in milliseconds.
 // Returns {0} gone (not pending: resolved before); {1, head, waited ms,
 // check 0/1} not the head; {2, head, waited ms, 0} leased by another
 // holder; {3, successor id or "", successor shape or "", unfinished claims
-// before this one, of which crashes this change is suspected of} claimed.
+// before this one, of which crashes it ran alone in} claimed.
 var claimScript = redis.NewScript(`
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return {0}
@@ -155,20 +152,14 @@ if head[1] ~= ARGV[1] or (cur and cur ~= ARGV[2]) then
 end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
 local crashes = redis.call('HINCRBY', KEYS[2], 'cr:' .. ARGV[1], 1) - 1
--- The worker (instance) of the unfinished claim died; was this change the
--- last one it claimed? A change that kills its worker is, at once; the
--- others it was acting on are bystanders.
-local inst = string.match(ARGV[2], '@(.*)/[^/]*$') or ARGV[2]
+-- The worker of the unfinished claim died. If that claim ran alone in its
+-- worker (MarkAlone: nothing else was in flight there), this change killed
+-- it; otherwise it may have been a bystander.
 local prime = tonumber(redis.call('HGET', KEYS[2], 'cp:' .. ARGV[1]) or '0') or 0
-if crashes > 0 then
-  local prev = redis.call('HGET', KEYS[2], 'ci:' .. ARGV[1])
-  if prev and redis.call('HGET', KEYS[4], prev) == ARGV[1] then
-    prime = redis.call('HINCRBY', KEYS[2], 'cp:' .. ARGV[1], 1)
-  end
+if crashes > 0 and redis.call('HGET', KEYS[2], 'ca:' .. ARGV[1]) == '1' then
+  prime = redis.call('HINCRBY', KEYS[2], 'cp:' .. ARGV[1], 1)
 end
-redis.call('HSET', KEYS[2], 'ci:' .. ARGV[1], inst)
-redis.call('HSET', KEYS[4], inst, ARGV[1])
-redis.call('PEXPIRE', KEYS[4], 86400000)
+redis.call('HDEL', KEYS[2], 'ca:' .. ARGV[1])
 local nxt = head[2] or ''
 local shape = ''
 if nxt ~= '' then
@@ -200,7 +191,7 @@ var resolveScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return {0}
 end
-redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1], 'cr:' .. ARGV[1], 'cp:' .. ARGV[1], 'ci:' .. ARGV[1])
+redis.call('HDEL', KEYS[2], 'd:' .. ARGV[1], 'cr:' .. ARGV[1], 'cp:' .. ARGV[1], 'ca:' .. ARGV[1])
 redis.call('HDEL', KEYS[7], ARGV[8])
 if redis.call('GET', KEYS[3]) == ARGV[2] then
   redis.call('DEL', KEYS[3])
@@ -255,7 +246,7 @@ return {1, nxt[1]}
 // KEYS[1] pair lease, KEYS[2] pair hash. ARGV[1] holder, ARGV[2] task id.
 // Returns 1 if released.
 var releaseScript = redis.NewScript(`
-redis.call('HDEL', KEYS[2], 'cr:' .. ARGV[2], 'cp:' .. ARGV[2], 'ci:' .. ARGV[2])
+redis.call('HDEL', KEYS[2], 'cr:' .. ARGV[2], 'cp:' .. ARGV[2], 'ca:' .. ARGV[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
