@@ -15,7 +15,8 @@ const (
 	AdminState = "/sim/state"
 	// AdminStats answers GET with the JSON of Stats().
 	AdminStats = "/sim/stats"
-	// AdminTenant answers GET with {"orgs":[…],"connections":[…]}: Orgs() and Connections().
+	// AdminTenant answers GET with {"orgs":[…],"connections":[…],"organizations":[…]}: Orgs(),
+	// Connections() and Organizations() (ids with names).
 	AdminTenant = "/sim/tenant"
 	// AdminBucket takes POST {"bucket":"global|write|read","burst":N,"rate":R} (and an optional
 	// "window":"15s" for a fixed-window bucket) and calls SetBucket; it answers 204.
@@ -38,8 +39,9 @@ type adminError struct {
 
 // tenantBody is the answer of GET /sim/tenant.
 type tenantBody struct {
-	Orgs        []string     `json:"orgs"`
-	Connections []Connection `json:"connections"`
+	Orgs          []string       `json:"orgs"`
+	Connections   []Connection   `json:"connections"`
+	Organizations []Organization `json:"organizations"`
 }
 
 // bucketChange is the body of POST /sim/bucket.
@@ -83,7 +85,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case AdminStats:
 		writeJSON(w, http.StatusOK, s.Stats())
 	case AdminTenant:
-		writeJSON(w, http.StatusOK, tenantBody{Orgs: s.Orgs(), Connections: s.Connections()})
+		writeJSON(w, http.StatusOK, tenantBody{Orgs: s.Orgs(), Connections: s.Connections(), Organizations: s.Organizations()})
 	case AdminExpireTokens:
 		s.ExpireTokens()
 		w.WriteHeader(http.StatusNoContent)

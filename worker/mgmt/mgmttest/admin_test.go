@@ -3,6 +3,7 @@ package mgmttest
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 )
@@ -45,6 +46,9 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		if len(got.Orgs) != 3 || got.Orgs[1] != org || len(got.Connections) != 4 || got.Connections[2] != cs[2] {
 			t.Fatalf("GET /sim/tenant = %s", r.body)
+		}
+		if !slices.Equal(got.Organizations, s.srv.Organizations()) {
+			t.Fatalf("GET /sim/tenant organizations = %+v, want %+v", got.Organizations, s.srv.Organizations())
 		}
 	})
 	t.Run("bucket", func(t *testing.T) {

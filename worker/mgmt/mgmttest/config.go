@@ -24,10 +24,10 @@ const (
 	ScopeDelete = "delete:organization_connections"
 )
 
-// DefaultScopes returns a new slice holding the four organization-connection scopes, the scopes
-// a client-credentials token gets when Config.Scopes is nil.
+// DefaultScopes returns a new slice holding the four organization-connection scopes and
+// read:organizations, the scopes a client-credentials token gets when Config.Scopes is nil.
 func DefaultScopes() []string {
-	return []string{ScopeRead, ScopeCreate, ScopeUpdate, ScopeDelete}
+	return []string{ScopeRead, ScopeCreate, ScopeUpdate, ScopeDelete, ScopeReadOrganizations}
 }
 
 // Config describes the simulated tenant. The zero value is usable: every field documents its
@@ -35,7 +35,9 @@ func DefaultScopes() []string {
 // no effect (use SetBucket and SetFaults for live changes).
 type Config struct {
 	// Orgs is the number of seeded organizations; 0 means DefaultOrgs (50), a negative number
-	// means none. Ids are "org_" + 16 alphanumerics, derived from Seed and the index.
+	// means none. Ids are "org_" + 16 alphanumerics, derived from Seed and the index; names
+	// are two words and the index ("brisk-falcon-17", display name "Brisk Falcon 17"), the
+	// words derived from Seed and the index.
 	Orgs int
 	// Connections is the number of seeded tenant connections; 0 means DefaultConnections (8),
 	// a negative number means none. Ids are "con_" + 16 alphanumerics, derived from Seed and

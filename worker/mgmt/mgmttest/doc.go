@@ -1,6 +1,8 @@
 // Package mgmttest is a strict, in-process simulator of one Auth0 tenant's Management API,
-// limited to what orgconn drives: the client-credentials token endpoint and the five
-// organization enabled-connections calls.
+// limited to what orgconn drives: the client-credentials token endpoint, the five
+// organization enabled-connections calls and the organization reads (GET /organizations with
+// offset and checkpoint paging, GET /organizations/name/{name}). Organizations have names
+// (Server.OrgName, SetOrgName) by Auth0's rules (CheckOrgName).
 //
 // Every other test, the demo command and `orgconn simulate` run against it, so it is strict
 // wherever Auth0 is strict: the same status codes, the same error bodies

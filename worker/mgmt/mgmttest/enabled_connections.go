@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// op is one of the five enabled-connections calls.
+// op is one of the five enabled-connections calls or one of the organization reads.
 type op int
 
 const (
@@ -18,6 +18,8 @@ const (
 	opGet
 	opUpdate
 	opDelete
+	opListOrgs  // GET /organizations
+	opOrgByName // GET /organizations/name/{name}
 )
 
 // route is a matched /api/v2 request: the call, its route template, the decoded path
@@ -33,9 +35,13 @@ type route struct {
 // isWrite reports whether the call changes state (and uses the write bucket).
 func (rt route) isWrite() bool { return rt.op == opCreate || rt.op == opUpdate || rt.op == opDelete }
 
-// matchRoute matches method and the escaped path against the five calls. Path segments are
-// URL-decoded; empty ones are kept, so that a missing id is a validation error, not a 404.
+// matchRoute matches method and the escaped path against the five calls and the organization
+// reads. Path segments are URL-decoded; empty ones are kept, so that a missing id is a
+// validation error, not a 404.
 func matchRoute(method, escapedPath string) (route, bool) {
+	if rt, ok, handled := matchOrganizations(method, escapedPath); handled {
+		return rt, ok
+	}
 	rest, found := strings.CutPrefix(escapedPath, "/api/v2/organizations/")
 	if !found {
 		return route{}, false
@@ -131,6 +137,12 @@ func (s *Server) signupAllowed(ec EnabledConnection) bool {
 // call validates and performs req against the tenant. Called with s.mu held, after
 // authentication, rate limiting and the pre-apply faults.
 func (s *Server) call(req apiRequest) result {
+	switch req.op {
+	case opListOrgs:
+		return s.listOrgs(req)
+	case opOrgByName:
+		return s.orgByName(req)
+	}
 	if res, ok := checkPath(req.org, req.conn, req.op != opList && req.op != opCreate); !ok {
 		return res
 	}
@@ -166,6 +178,7 @@ func (s *Server) list(req apiRequest) result {
 	for i := start; i < len(ids) && i < start+q.perPage; i++ {
 		items = append(items, s.view(enabled[ids[i]]))
 	}
+	s.connReads[req.org]++
 	if !q.totals {
 		return ok200(items)
 	}

@@ -26,6 +26,7 @@ type Server struct {
 	tokenLimit bucket  // every /oauth/token request (Config.TokenLimit)
 	stats      Stats
 	writeLog   []AppliedWrite
+	connReads  map[string]int // org id -> enabled-connections lists answered 200
 
 	rngMu sync.Mutex // guards rng; taken after mu when both are held
 	rng   *rand.Rand
@@ -43,12 +44,14 @@ func New(cfg Config) *Server {
 		limits:     NewLimits(cfg, now),
 		tokenLimit: newBucket(TokenBucket, cfg.TokenLimit, now),
 		stats:      Stats{ByRoute: make(map[string]int), Faults: make(map[FaultKind]int)},
+		connReads:  make(map[string]int),
 		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f7267636f6e6e)),
 	}
 }
 
-// ServeHTTP serves POST /oauth/token, the /api/v2 organization enabled-connections calls and
-// the /sim/* admin endpoints; anything else is a 404. When a fault closes the connection and w
+// ServeHTTP serves POST /oauth/token, the /api/v2 organization enabled-connections calls, the
+// organization reads (GET /organizations, GET /organizations/name/{name}) and the /sim/* admin
+// endpoints; anything else is a 404. When a fault closes the connection and w
 // cannot be hijacked, it panics with http.ErrAbortHandler, as net/http expects.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path

@@ -32,6 +32,8 @@ const databaseStrategy = "auth0"
 type tenant struct {
 	orgOrder  []string
 	orgs      map[string]map[string]EnabledConnection // org id -> connection id -> settings
+	orgInfo   map[string]Organization                 // org id -> its name and display name
+	orgByName map[string]string                       // org name -> org id
 	connOrder []string
 	conns     map[string]Connection
 }
@@ -39,12 +41,15 @@ type tenant struct {
 // newTenant seeds orgs organizations and conns connections from seed.
 func newTenant(seed int64, orgs, conns int) tenant {
 	t := tenant{
-		orgs:  make(map[string]map[string]EnabledConnection),
-		conns: make(map[string]Connection),
+		orgs:      make(map[string]map[string]EnabledConnection),
+		orgInfo:   make(map[string]Organization),
+		orgByName: make(map[string]string),
+		conns:     make(map[string]Connection),
 	}
 	for i := range max(orgs, 0) {
 		id := seededID("org_", seed, 1, i, func(id string) bool { _, dup := t.orgs[id]; return dup })
-		t.addOrg(id)
+		name, display := seededOrgName(seed, i)
+		t.addOrg(id, name, display)
 	}
 	for i := range max(conns, 0) {
 		id := seededID("con_", seed, 2, i, func(id string) bool { _, dup := t.conns[id]; return dup })
@@ -55,12 +60,22 @@ func newTenant(seed int64, orgs, conns int) tenant {
 	return t
 }
 
-func (t *tenant) addOrg(id string) {
+// addOrg adds organization id unless it exists, named name (or, when name is "" or taken, a
+// name derived from the id) with display name display (or the id when "").
+func (t *tenant) addOrg(id, name, display string) {
 	if _, ok := t.orgs[id]; ok {
 		return
 	}
+	if _, taken := t.orgByName[name]; name == "" || taken {
+		name = t.nameFor(id)
+	}
+	if display == "" {
+		display = id
+	}
 	t.orgs[id] = make(map[string]EnabledConnection)
 	t.orgOrder = append(t.orgOrder, id)
+	t.orgInfo[id] = Organization{ID: id, Name: name, DisplayName: display}
+	t.orgByName[name] = id
 }
 
 const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -129,6 +144,6 @@ func (s *Server) SetState(org string, conns map[string]EnabledConnection) {
 		ec.ConnectionID = id
 		next[id] = ec
 	}
-	s.tenant.addOrg(org)
+	s.tenant.addOrg(org, "", "")
 	s.tenant.orgs[org] = next
 }
