@@ -87,6 +87,17 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// Temporary reports whether the same call may succeed later: 408, 429 and
+// 5xx answers. Callers that retry on their own (the export) use it; the
+// worker classifies outcomes itself.
+func (e *APIError) Temporary() bool {
+	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// NotFound reports a 404: the organization (or the association) does not
+// exist.
+func (e *APIError) NotFound() bool { return e.Status == http.StatusNotFound }
+
 // NetworkError is a call that got no HTTP response: the connection failed,
 // was dropped, or the request timed out. A write may or may not have been
 // applied.
@@ -101,6 +112,9 @@ func (e *NetworkError) Error() string {
 }
 
 func (e *NetworkError) Unwrap() error { return e.Err }
+
+// Temporary reports true: a call that got no answer may get one later.
+func (e *NetworkError) Temporary() bool { return true }
 
 // TokenError is a failure to get a Management API token.
 type TokenError struct {
@@ -126,6 +140,12 @@ func (e *TokenError) Error() string {
 }
 
 func (e *TokenError) Unwrap() error { return e.Err }
+
+// Temporary reports whether getting a token may succeed later: the token
+// endpoint did not answer, refused for its rate limit, or failed (5xx).
+func (e *TokenError) Temporary() bool {
+	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
 
 // StatusOf returns the HTTP status carried by err (an *APIError or
 // *TokenError), or 0.

@@ -150,3 +150,23 @@ func TestNetworkErrorUnwrapsItsCause(t *testing.T) {
 		t.Errorf("text %q, want %q", err.Error(), want)
 	}
 }
+
+func TestTemporaryAndNotFound(t *testing.T) {
+	for status, want := range map[int]bool{400: false, 401: false, 403: false, 404: false, 408: true, 409: false, 429: true, 500: true, 502: true, 503: true} {
+		e := &APIError{Status: status}
+		if e.Temporary() != want {
+			t.Errorf("APIError %d: Temporary() = %v, want %v", status, e.Temporary(), want)
+		}
+		if e.NotFound() != (status == 404) {
+			t.Errorf("APIError %d: NotFound() = %v", status, e.NotFound())
+		}
+	}
+	if !(&NetworkError{Err: errors.New("reset")}).Temporary() {
+		t.Error("a NetworkError is not temporary")
+	}
+	for status, want := range map[int]bool{0: true, 401: false, 403: false, 429: true, 503: true} {
+		if got := (&TokenError{Status: status}).Temporary(); got != want {
+			t.Errorf("TokenError %d: Temporary() = %v, want %v", status, got, want)
+		}
+	}
+}

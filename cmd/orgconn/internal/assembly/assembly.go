@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -88,42 +89,27 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	prefix := cfg.Ledger.Prefix()
-	tokens := cfg.Tokens
-	if cc, ok := tokens.(*mgmt.ClientCredentials); ok {
-		// One token for the whole fleet: the token endpoint has its own
-		// small rate limit.
-		tokens = tokencache.New(cfg.Redis, prefix, cc.Identity(), cc)
-	}
-	lim, err := ratelimit.New(ctx, ratelimit.Config{
-		Redis: cfg.Redis, Prefix: prefix, Tenant: ratelimit.TenantOf(cfg.BaseURL),
-		Start: cfg.Start, Override: cfg.Override, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			lim.Close()
-		}
-	}()
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		metrics.NewLimiterCollector(lim, log), metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(cfg.Redis), log, cmp.Or(cfg.Worker.Queue, worker.DefaultQueue)))
-
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := tokens.Token(tctx); err != nil {
-		return nil, fmt.Errorf("check credentials: %w", err)
-	}
-	api, err := mgmt.New(mgmt.Config{BaseURL: cfg.BaseURL, Tokens: tokens, Pacer: m.Pacer(lim), Timeout: cfg.APITimeout, UserAgent: cfg.UserAgent})
+	paced, err := NewAPI(ctx, APIConfig{
+		Redis: cfg.Redis, Prefix: cfg.Ledger.Prefix(), BaseURL: cfg.BaseURL, Tokens: cfg.Tokens,
+		Start: cfg.Start, Override: cfg.Override, APITimeout: cfg.APITimeout, UserAgent: cfg.UserAgent,
+		Logger: log, Wrap: m.Pacer,
+	})
 	if err != nil {
 		return nil, err
 	}
+	lim, api := paced.Limiter, paced.Client
+	defer func() {
+		if err != nil {
+			lim.Close()
+		}
+	}()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.NewLimiterCollector(lim, log), metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(cfg.Redis), log, cmp.Or(cfg.Worker.Queue, worker.DefaultQueue)))
 
 	wc := cfg.Worker
 	wc.Redis, wc.Ledger, wc.API, wc.Limiter, wc.Logger = cfg.Redis, cfg.Ledger, api, lim, log
@@ -166,4 +152,132 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return errors.New("the worker is not working on the queue (starting or stopping)")
 	}
 	return w.redis.Ping(ctx).Err()
+}
+
+// APIConfig is what a paced Management API client is built from.
+type APIConfig struct {
+	// Redis holds the fleet's budget and token. Required.
+	Redis redis.UniversalClient
+	// Prefix is the key prefix of the fleet's budget and token (the
+	// ledger's prefix). Required.
+	Prefix string
+	// BaseURL is the tenant's Management API base URL. Required.
+	BaseURL string
+	// Tokens are the credentials; client credentials are shared by the
+	// fleet through Redis. Required.
+	Tokens mgmt.TokenSource
+	// Start and Override: see Config.
+	Start    ratelimit.Buckets
+	Override bool
+	// APITimeout bounds one request; zero means the client's default.
+	APITimeout time.Duration
+	// UserAgent names the caller; empty means the client's default.
+	UserAgent string
+	// Logger receives the limiter's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Wrap, when not nil, decorates the pacer the client uses (metrics).
+	Wrap func(mgmt.Pacer) mgmt.Pacer
+}
+
+// API is a Management API client paced by the fleet's shared budget:
+// every call it makes waits for the budget every worker draws from.
+type API struct {
+	// Client makes the calls.
+	Client *mgmt.Client
+	// Limiter is the process's view of the fleet's budget. Stop it to make
+	// calls waiting for budget give up; Close it when done.
+	Limiter *ratelimit.Limiter
+	counter *countingPacer
+}
+
+// NewAPI builds a paced client the way a worker's is built: the fleet's
+// token (shared through Redis when the credentials are client
+// credentials), the fleet's rate limiter, and a check of the credentials
+// (one token fetch), so that a bad secret fails here. Close releases it.
+func NewAPI(ctx context.Context, cfg APIConfig) (*API, error) {
+	if cfg.Redis == nil || cfg.Prefix == "" || cfg.Tokens == nil || cfg.BaseURL == "" {
+		return nil, errors.New("assembly: APIConfig.Redis, Prefix, Tokens and BaseURL are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	tokens := cfg.Tokens
+	if cc, ok := tokens.(*mgmt.ClientCredentials); ok {
+		// One token for the whole fleet: the token endpoint has its own
+		// small rate limit.
+		tokens = tokencache.New(cfg.Redis, cfg.Prefix, cc.Identity(), cc)
+	}
+	lim, err := ratelimit.New(ctx, ratelimit.Config{
+		Redis: cfg.Redis, Prefix: cfg.Prefix, Tenant: ratelimit.TenantOf(cfg.BaseURL),
+		Start: cfg.Start, Override: cfg.Override, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := tokens.Token(tctx); err != nil {
+		lim.Close()
+		return nil, fmt.Errorf("check credentials: %w", err)
+	}
+	counter := &countingPacer{next: lim}
+	var pacer mgmt.Pacer = counter
+	if cfg.Wrap != nil {
+		pacer = cfg.Wrap(counter)
+	}
+	api, err := mgmt.New(mgmt.Config{BaseURL: cfg.BaseURL, Tokens: tokens, Pacer: pacer, Timeout: cfg.APITimeout, UserAgent: cfg.UserAgent})
+	if err != nil {
+		lim.Close()
+		return nil, err
+	}
+	return &API{Client: api, Limiter: lim, counter: counter}, nil
+}
+
+// Requests is the number of requests the client has sent (answered or
+// not) so far.
+func (a *API) Requests() int64 { return a.counter.n.Load() }
+
+// ReadPace is the pace of reads the fleet's budget allows, in calls per
+// second: the slowest bucket pacing reads as the fleet has learned it;
+// false when none is known.
+func (a *API) ReadPace(ctx context.Context) (float64, bool) {
+	st, err := a.Limiter.State(ctx)
+	if err != nil {
+		return 0, false
+	}
+	pace := 0.0
+	for _, b := range st.Buckets {
+		if strings.Contains(b.Classes, "r") && b.Rate > 0 && (pace == 0 || b.Rate < pace) {
+			pace = b.Rate
+		}
+	}
+	return pace, pace > 0
+}
+
+// Close releases the limiter.
+func (a *API) Close() { a.Limiter.Close() }
+
+// countingPacer counts the requests it is told about and passes
+// everything on, Release included.
+type countingPacer struct {
+	next mgmt.Pacer
+	n    atomic.Int64
+}
+
+func (p *countingPacer) Wait(ctx context.Context, c mgmt.Class) (mgmt.Ticket, error) {
+	return p.next.Wait(ctx, c)
+}
+
+func (p *countingPacer) Observe(t mgmt.Ticket, e mgmt.Exchange) {
+	p.n.Add(1)
+	p.next.Observe(t, e)
+}
+
+// Release gives back a slot granted but not used, when the wrapped pacer
+// can.
+func (p *countingPacer) Release(t mgmt.Ticket) {
+	if r, ok := p.next.(mgmt.Releaser); ok {
+		r.Release(t)
+	}
 }
