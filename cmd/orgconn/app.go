@@ -45,6 +45,7 @@ func commands() []command {
 		{"status", "show batches' progress, or wait until a batch is finished", runStatus},
 		{"report", "write every line of a batch with its outcome as CSV", runReport},
 		{"dlq", "list, requeue, export or purge dead letters", runDLQ},
+		{"export", "write the tenant's organization connections as CSV (resumable)", runExport},
 		{"demo", "run a whole import end to end against an embedded Redis and simulated tenant", runDemo},
 		{"simulate", "serve a simulated Auth0 tenant for tests and trials", runSimulate},
 		{"limits", "show the rate budget the workers learned for each tenant", runLimits},

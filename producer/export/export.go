@@ -84,7 +84,8 @@ type API interface {
 	ListOrganizations(ctx context.Context, from string) (OrganizationPage, error)
 	// Connections returns every connection enabled for organization orgID, with
 	// ConnectionID, the three flags and ConnectionName set (Run sets OrgID and OrgName).
-	// An unknown organization is an error for which NotFound reports true.
+	// An unknown organization is an error for which NotFound reports true: it is counted in
+	// Summary.NotFound and has no rows.
 	Connections(ctx context.Context, orgID string) ([]Association, error)
 }
 
@@ -193,11 +194,16 @@ type Summary struct {
 	Associations int           `json:"associations"`
 	Requests     int64         `json:"requests"`
 	Elapsed      time.Duration `json:"-"`
-	// Vanished counts organizations listed but gone (404) when read: they have nothing to
-	// export.
-	Vanished int  `json:"vanished"`
-	Resumed  bool `json:"resumed"`
+	// NotFound counts organizations that did not exist when read (404): with All, deleted
+	// since they were listed; with a list, ids that name no organization. They have no rows.
+	NotFound int `json:"not_found"`
+	// NotFoundIDs are the first MaxNotFoundIDs of them.
+	NotFoundIDs []string `json:"not_found_ids,omitempty"`
+	Resumed     bool     `json:"resumed"`
 }
+
+// MaxNotFoundIDs bounds Summary.NotFoundIDs.
+const MaxNotFoundIDs = 20
 
 // ErrInterrupted is returned (wrapped, with how far the export got) when the context was
 // cancelled: the side files hold a resumable state.
@@ -251,7 +257,7 @@ func defaultBackoff(n int) time.Duration {
 // files an interrupted run left, and removes them once Out is written. An interrupted run
 // returns an error wrapping ErrInterrupted; a read that failed for good an *OrgError (the
 // organizations done before it are kept for the next run); side files of another export a
-// *MismatchError.
+// *MismatchError. Organizations that do not exist are not errors: see Summary.NotFound.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := cfg.check(); err != nil {
 		return Summary{}, err
@@ -340,7 +346,7 @@ func (e *exporter) progress() Progress {
 func (e *exporter) summary() Summary {
 	p := e.progress()
 	return Summary{Orgs: p.Orgs, Associations: p.Associations, Requests: p.Requests, Elapsed: p.Elapsed,
-		Vanished: e.store.cp.Vanished, Resumed: p.Resumed}
+		NotFound: e.store.cp.NotFound, NotFoundIDs: slices.Clone(e.store.cp.NotFoundIDs), Resumed: p.Resumed}
 }
 
 func (e *exporter) report() {
@@ -566,9 +572,13 @@ func (e *exporter) readPage(ctx, calls context.Context) error {
 				switch {
 				case r.err == nil:
 					finished = append(finished, r)
-				case e.cfg.Select.All && NotFound(r.err):
-					// Deleted since it was listed: it has nothing to export.
-					e.store.cp.Vanished++
+				case NotFound(r.err):
+					// Deleted since it was listed, or a listed id that names no
+					// organization: it has nothing to export.
+					e.store.cp.NotFound++
+					if len(e.store.cp.NotFoundIDs) < MaxNotFoundIDs {
+						e.store.cp.NotFoundIDs = append(e.store.cp.NotFoundIDs, r.org.ID)
+					}
 					finished = append(finished, orgResult{org: r.org})
 				case ctx.Err() != nil:
 					// Stopped before its answer came: it is read again next time.

@@ -179,7 +179,7 @@ func TestExportAllWritesSortedRowsAndRemovesSideFiles(t *testing.T) {
 		wantAssoc += len(cs)
 	}
 	// 95 reads, 10 listing pages, one count.
-	if sum.Orgs != 95 || sum.Associations != wantAssoc || sum.Requests != 106 || sum.Resumed || sum.Vanished != 0 {
+	if sum.Orgs != 95 || sum.Associations != wantAssoc || sum.Requests != 106 || sum.Resumed || sum.NotFound != 0 {
 		t.Errorf("summary %+v, want 95 orgs, %d associations, 106 requests", sum, wantAssoc)
 	}
 	if last.Orgs != 95 || last.Total != 95 || last.Associations != wantAssoc {
@@ -443,16 +443,23 @@ func TestUnknownOrganization(t *testing.T) {
 	f.failures[gone] = []error{notFoundErr{}} // deleted between listing and reading
 	var buf bytes.Buffer
 	sum, err := Run(context.Background(), Config{API: f, Select: Selection{All: true}, Writer: &buf})
-	if err != nil || sum.Vanished != 1 || sum.Orgs != 10 {
+	if err != nil || sum.NotFound != 1 || sum.Orgs != 10 || len(sum.NotFoundIDs) != 1 || sum.NotFoundIDs[0] != gone {
 		t.Fatalf("an organization gone since listed: %+v, %v", sum, err)
 	}
 	if strings.Contains(buf.String(), gone) {
 		t.Error("the vanished organization has rows")
 	}
-	_, err = Run(context.Background(), Config{API: f, Select: Selection{OrgIDs: []string{"org_nope"}}, Writer: &buf})
-	var oe *OrgError
-	if !errors.As(err, &oe) || oe.OrgID != "org_nope" || !NotFound(err) {
-		t.Errorf("an unknown listed id: %v", err)
+	buf.Reset()
+	ids := []string{f.orgs[0].ID, f.orgs[2].ID}
+	for i := range MaxNotFoundIDs + 5 {
+		ids = append(ids, fmt.Sprintf("org_nope%02d", i))
+	}
+	sum, err = Run(context.Background(), Config{API: f, Select: Selection{OrgIDs: ids}, Writer: &buf})
+	if err != nil || sum.Orgs != len(ids) || sum.NotFound != MaxNotFoundIDs+5 || len(sum.NotFoundIDs) != MaxNotFoundIDs || sum.NotFoundIDs[0] != "org_nope00" {
+		t.Errorf("unknown listed ids: %+v, %v", sum, err)
+	}
+	if buf.String() != f.expected(false, f.orgs[0].ID, f.orgs[2].ID) {
+		t.Errorf("export of two known and many unknown ids:\n%s", buf.String())
 	}
 }
 

@@ -52,7 +52,8 @@ type checkpoint struct {
 	// Counts so far, over every run.
 	Orgs         int           `json:"orgs"`
 	Associations int           `json:"associations"`
-	Vanished     int           `json:"vanished"`
+	NotFound     int           `json:"not_found"`
+	NotFoundIDs  []string      `json:"not_found_ids"`
 	Requests     int64         `json:"requests"`
 	Elapsed      time.Duration `json:"elapsed_ns"`
 	// Total is the number of organizations to export, -1 when unknown.
