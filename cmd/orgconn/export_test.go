@@ -22,8 +22,10 @@ import (
 )
 
 // runExportCmd runs the command line with ctx; terminal says whether stderr is a terminal.
+// Stderr is locked: the limiter logs to it from its own goroutines.
 func runExportCmd(ctx context.Context, vars map[string]string, terminal bool, args ...string) (int, string, string) {
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
+	var errOut redistest.LockedBuffer
 	code := run(ctx, args, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut,
 		getenv: func(k string) string { return vars[k] }, terminal: func(io.Writer) bool { return terminal }})
 	return code, out.String(), errOut.String()

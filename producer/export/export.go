@@ -197,7 +197,7 @@ type Summary struct {
 	// NotFound counts organizations that did not exist when read (404): with All, deleted
 	// since they were listed; with a list, ids that name no organization. They have no rows.
 	NotFound int `json:"not_found"`
-	// NotFoundIDs are the first MaxNotFoundIDs of them.
+	// NotFoundIDs are the MaxNotFoundIDs lowest of their ids, sorted.
 	NotFoundIDs []string `json:"not_found_ids,omitempty"`
 	Resumed     bool     `json:"resumed"`
 }
@@ -510,13 +510,16 @@ func (e *exporter) retry(ctx context.Context, call func() error) error {
 
 // orgResult is the outcome of reading one organization.
 type orgResult struct {
-	org  Organization
-	rows []Association
-	err  error
+	org      Organization
+	rows     []Association
+	err      error
+	notFound bool // the organization does not exist: done, with no rows
 }
 
-// readPage reads the organizations of the current page not done yet, Concurrency at a time,
-// committing finished ones in groups as they come.
+// readPage reads the organizations of the current page not done yet, Concurrency at a time.
+// Finished organizations are committed in groups by one goroutine while the reads go on: a
+// group is whatever finished while the previous commit (two fsyncs) ran. Only that goroutine
+// touches the store while a commit runs.
 func (e *exporter) readPage(ctx, calls context.Context) error {
 	cp := &e.store.cp
 	var pending []Organization
@@ -538,14 +541,28 @@ func (e *exporter) readPage(ctx, calls context.Context) error {
 	defer close(jobs)
 
 	var failure error
+	var batch []orgResult // finished, not being committed yet
+	committed := make(chan error, 1)
+	committing := false
+	defer func() {
+		if committing {
+			<-committed // never leave a commit running behind the caller
+		}
+	}()
 	inflight := 0
 	done := ctx.Done()
-	for len(pending) > 0 || inflight > 0 {
+	for len(pending) > 0 || inflight > 0 || committing || len(batch) > 0 {
+		if !committing && len(batch) > 0 {
+			group := batch
+			batch = nil
+			committing = true
+			go func() { committed <- e.store.commitOrgs(group) }()
+		}
 		var send chan Organization
 		var next Organization
 		if len(pending) > 0 && failure == nil && ctx.Err() == nil {
 			send, next = jobs, pending[0]
-		} else if inflight == 0 {
+		} else if inflight == 0 && !committing && len(batch) == 0 {
 			break
 		}
 		select {
@@ -555,42 +572,25 @@ func (e *exporter) readPage(ctx, calls context.Context) error {
 		case <-done:
 			done = nil
 			e.stop()
+		case err := <-committed:
+			committing = false
+			if err != nil {
+				return err // the side files may not be written: nothing more is safe
+			}
+			e.report()
 		case r := <-results:
 			inflight--
-			group := []orgResult{r}
-			for more := true; more && inflight > 0; {
-				select {
-				case r := <-results:
-					inflight--
-					group = append(group, r)
-				default:
-					more = false
-				}
-			}
-			var finished []orgResult
-			for _, r := range group {
-				switch {
-				case r.err == nil:
-					finished = append(finished, r)
-				case NotFound(r.err):
-					// Deleted since it was listed, or a listed id that names no
-					// organization: it has nothing to export.
-					e.store.cp.NotFound++
-					if len(e.store.cp.NotFoundIDs) < MaxNotFoundIDs {
-						e.store.cp.NotFoundIDs = append(e.store.cp.NotFoundIDs, r.org.ID)
-					}
-					finished = append(finished, orgResult{org: r.org})
-				case ctx.Err() != nil:
-					// Stopped before its answer came: it is read again next time.
-				case failure == nil:
-					failure = &OrgError{OrgID: r.org.ID, Err: r.err}
-				}
-			}
-			if len(finished) > 0 {
-				if err := e.store.commitOrgs(finished); err != nil {
-					return err // the side files may not be written: nothing more is safe
-				}
-				e.report()
+			switch {
+			case r.err == nil:
+				batch = append(batch, r)
+			case NotFound(r.err):
+				// Deleted since it was listed, or a listed id that names no
+				// organization: it has nothing to export.
+				batch = append(batch, orgResult{org: r.org, notFound: true})
+			case ctx.Err() != nil:
+				// Stopped before its answer came: it is read again next time.
+			case failure == nil:
+				failure = &OrgError{OrgID: r.org.ID, Err: r.err}
 			}
 		}
 	}

@@ -254,8 +254,8 @@ func TestInterruptedExportResumesWithTheSameBytesAndNoReadTwice(t *testing.T) {
 					}})
 				cancel()
 				if err == nil {
-					if want := len(ids)/40 + 1; run != want || !sum.Resumed || sum.Orgs != len(ids) {
-						t.Errorf("finished in run %d, summary %+v; want run %d, resumed, %d orgs", run, sum, want, len(ids))
+					if run < 2 || !sum.Resumed || sum.Orgs != len(ids) {
+						t.Errorf("finished in run %d, summary %+v; want a resumed run, %d orgs", run, sum, len(ids))
 					}
 					break
 				}

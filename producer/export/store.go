@@ -207,6 +207,13 @@ func (s *store) commitOrgs(done []orgResult) error {
 	}
 	for _, r := range done {
 		s.cp.Done = append(s.cp.Done, r.org.ID)
+		if r.notFound {
+			// Keep the lowest ids, whatever order the reads finish in.
+			s.cp.NotFound++
+			i, _ := slices.BinarySearch(s.cp.NotFoundIDs, r.org.ID)
+			s.cp.NotFoundIDs = slices.Insert(s.cp.NotFoundIDs, i, r.org.ID)
+			s.cp.NotFoundIDs = s.cp.NotFoundIDs[:min(len(s.cp.NotFoundIDs), MaxNotFoundIDs)]
+		}
 	}
 	s.cp.Orgs += len(done)
 	s.cp.Associations += rows
@@ -214,7 +221,9 @@ func (s *store) commitOrgs(done []orgResult) error {
 }
 
 // saveCheckpoint writes the checkpoint atomically: a temporary file, fsynced, renamed over the
-// old one, and the directory fsynced.
+// old one. The directory is not fsynced: a rename lost in a crash leaves the previous
+// checkpoint, which is consistent with the rows (it counts fewer of them, and the rows after
+// its count are cut on resume), so it costs only repeated reads; finish syncs it.
 func (s *store) saveCheckpoint() error {
 	if s.partial == nil {
 		return nil
@@ -229,15 +238,16 @@ func (s *store) saveCheckpoint() error {
 	if err != nil {
 		return fmt.Errorf("encode the export's checkpoint: %w", err)
 	}
-	if err := writeAtomically(s.checkpointPath, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := writeAtomically(s.checkpointPath, false, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return fmt.Errorf("save the export's checkpoint: %w", err)
 	}
 	return nil
 }
 
-// writeAtomically writes path through path+".tmp": written, fsynced, closed, renamed, and the
-// directory fsynced. A failure removes the temporary file and leaves path as it was.
-func writeAtomically(path string, write func(io.Writer) error) error {
+// writeAtomically writes path through path+".tmp": written, fsynced, closed, renamed, and,
+// when syncDirectory, the directory fsynced. A failure removes the temporary file and leaves
+// path as it was.
+func writeAtomically(path string, syncDirectory bool, write func(io.Writer) error) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -257,7 +267,9 @@ func writeAtomically(path string, write func(io.Writer) error) error {
 		os.Remove(tmp)
 		return err
 	}
-	syncDir(filepath.Dir(path))
+	if syncDirectory {
+		syncDir(filepath.Dir(path))
+	}
 	return nil
 }
 
@@ -289,7 +301,7 @@ func (s *store) finish(w io.Writer) error {
 	if len(rows) != s.cp.Associations {
 		return fmt.Errorf("%s holds %d rows, its checkpoint counts %d: remove it and %s and export again", s.partialPath, len(rows), s.cp.Associations, s.checkpointPath)
 	}
-	if err := writeAtomically(s.out, func(w io.Writer) error { return writeSorted(w, rows) }); err != nil {
+	if err := writeAtomically(s.out, true, func(w io.Writer) error { return writeSorted(w, rows) }); err != nil {
 		return fmt.Errorf("write %s: %w (the rows are still in %s: run the export again to retry)", s.out, err, s.partialPath)
 	}
 	s.close()
