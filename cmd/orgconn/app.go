@@ -183,7 +183,10 @@ func (f *flags) parse(args []string) (int, bool) {
 }
 
 // logger builds the logger the flags ask for; it writes to stderr.
-func (f *flags) logger() (*slog.Logger, error) {
+func (f *flags) logger() (*slog.Logger, error) { return f.loggerTo(f.e.stderr) }
+
+// loggerTo builds the logger the flags ask for, writing to w.
+func (f *flags) loggerTo(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
@@ -192,9 +195,9 @@ func (f *flags) logger() (*slog.Logger, error) {
 	var log *slog.Logger
 	switch f.logFormat {
 	case "text":
-		log = slog.New(slog.NewTextHandler(f.e.stderr, opts))
+		log = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		log = slog.New(slog.NewJSONHandler(f.e.stderr, opts))
+		log = slog.New(slog.NewJSONHandler(w, opts))
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 	}

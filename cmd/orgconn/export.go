@@ -133,7 +133,14 @@ func runExport(ctx context.Context, e *env, args []string) int {
 			return errorf(e, exitInvalid, "export: --orgs-from %s:\n%v", *orgsFrom, err)
 		}
 	}
-	log, err := f.logger()
+	// On a terminal, log lines are written above the progress line.
+	var bar *exportProgress
+	logTo := e.stderr
+	if e.isTerminal(e.stderr) {
+		bar = &exportProgress{w: e.stderr, all: sel.All}
+		logTo = bar
+	}
+	log, err := f.loggerTo(logTo)
 	if err != nil {
 		return errorf(e, exitUsage, "export: %v", err)
 	}
@@ -168,9 +175,8 @@ func runExport(ctx context.Context, e *env, args []string) int {
 	} else {
 		cfg.Out = *out
 	}
-	var bar *exportProgress
-	if e.isTerminal(e.stderr) {
-		bar = &exportProgress{w: e.stderr, all: sel.All, pace: func() (float64, bool) { return api.ReadPace(ctx) }}
+	if bar != nil {
+		bar.pace = func() (float64, bool) { return api.ReadPace(ctx) }
 		cfg.Progress = bar.show
 		cfg.Count = api.Client.CountOrganizations
 	}
@@ -276,32 +282,48 @@ func (x exportAPI) Connections(ctx context.Context, orgID string) ([]export.Asso
 }
 
 // exportProgress draws an export's progress on a terminal: one line redrawn
-// in place, at most five times a second.
+// in place, at most five times a second. Log lines written through it (it is
+// an io.Writer) go above the progress line.
 type exportProgress struct {
 	w    io.Writer
 	all  bool
-	pace func() (float64, bool)
+	pace func() (float64, bool) // nil until the client exists
 
 	mu       sync.Mutex
 	drawn    time.Time
 	paceAt   time.Time
 	lastPace float64
-	any      bool
+	line     string // the progress line shown, "" when none
+}
+
+// Write writes log output above the progress line: the line is cleared, the
+// output written, and the line drawn again.
+func (p *exportProgress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.line != "" {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+	n, err := p.w.Write(b)
+	if p.line != "" {
+		fmt.Fprint(p.w, "\r"+p.line+"\x1b[K")
+	}
+	return n, err
 }
 
 func (p *exportProgress) show(pr export.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if p.any && now.Sub(p.drawn) < 200*time.Millisecond && !(pr.Total >= 0 && pr.Orgs >= pr.Total) {
+	if p.line != "" && now.Sub(p.drawn) < 200*time.Millisecond && !(pr.Total >= 0 && pr.Orgs >= pr.Total) {
 		return
 	}
-	if now.Sub(p.paceAt) > 2*time.Second {
+	if now.Sub(p.paceAt) > 2*time.Second && p.pace != nil {
 		p.lastPace, _ = p.pace()
 		p.paceAt = now
 	}
-	p.drawn, p.any = now, true
-	fmt.Fprintf(p.w, "\r%s\x1b[K", exportProgressLine(pr, p.all, p.lastPace))
+	p.drawn, p.line = now, exportProgressLine(pr, p.all, p.lastPace)
+	fmt.Fprintf(p.w, "\r%s\x1b[K", p.line)
 }
 
 // exportProgressLine is the progress text: organizations done (of how
@@ -326,7 +348,8 @@ func exportProgressLine(pr export.Progress, all bool, pace float64) string {
 func (p *exportProgress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.any {
+	if p.line != "" {
 		fmt.Fprintln(p.w)
+		p.line = ""
 	}
 }

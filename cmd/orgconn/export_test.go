@@ -338,3 +338,17 @@ func TestExportProgressLine(t *testing.T) {
 func exportProgressOf(orgs, total, assoc int, requests int64, elapsed time.Duration) export.Progress {
 	return export.Progress{Orgs: orgs, Total: total, Associations: assoc, Requests: requests, Elapsed: elapsed}
 }
+
+func TestExportProgressWritesLogLinesAboveTheBar(t *testing.T) {
+	var buf bytes.Buffer
+	p := &exportProgress{w: &buf, all: true}
+	fmt.Fprint(p, "before any bar\n")
+	p.show(exportProgressOf(1, 10, 2, 3, time.Second))
+	fmt.Fprint(p, "level=INFO msg=x\n")
+	p.finish()
+	bar := exportProgressLine(exportProgressOf(1, 10, 2, 3, time.Second), true, 0)
+	want := "before any bar\n" + "\r" + bar + "\x1b[K" + "\r\x1b[K" + "level=INFO msg=x\n" + "\r" + bar + "\x1b[K" + "\n"
+	if buf.String() != want {
+		t.Errorf("terminal output\n got  %q\n want %q", buf.String(), want)
+	}
+}

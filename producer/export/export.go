@@ -111,6 +111,10 @@ const (
 	DefaultMaxAttempts = 6
 )
 
+// MaxThrottled is how many refusals by the rate limit in a row one read takes before it
+// fails.
+const MaxThrottled = 50
+
 // Config configures one export.
 type Config struct {
 	// API reads the tenant. Required.
@@ -134,7 +138,10 @@ type Config struct {
 	// DefaultMaxAttempts.
 	MaxAttempts int
 	// Backoff is the wait before attempt n+1 (n from 1) of a read that failed with a temporary
-	// error; the API's pacer adds its own wait after a 429. Nil means 1 s doubling up to 30 s.
+	// error. Nil means 1 s doubling up to 30 s. A refusal by the rate limit (an error with a
+	// method Throttled() bool that returns true: a 429) is retried at once and does not count
+	// as an attempt — the API's pacer, told of the 429, makes the next call wait — up to
+	// MaxThrottled times in a row.
 	Backoff func(n int) time.Duration
 	// Stop, when not nil, is called once when ctx is cancelled: it should make calls waiting
 	// for rate budget return at once (ratelimit.Limiter.Stop). Calls already sent finish.
@@ -246,6 +253,13 @@ func NotFound(err error) bool {
 func Temporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
+}
+
+// Throttled reports whether err is a refusal by the rate limit: an error in its chain has a
+// method Throttled() bool that returns true.
+func Throttled(err error) bool {
+	var t interface{ Throttled() bool }
+	return errors.As(err, &t) && t.Throttled()
 }
 
 // defaultBackoff waits 1 s doubling up to 30 s.
@@ -483,14 +497,21 @@ func (e *exporter) nextPage(ctx, calls context.Context) (OrganizationPage, error
 // listPage is how many listed ids make one page of a list selection.
 const listPage = 100
 
-// retry runs call until it succeeds, fails for good, or MaxAttempts temporary failures; a
-// cancelled ctx ends the waits between attempts.
+// retry runs call until it succeeds, fails for good, or MaxAttempts temporary failures (or
+// MaxThrottled refusals in a row); a cancelled ctx ends the waits between attempts.
 func (e *exporter) retry(ctx context.Context, call func() error) error {
+	throttled := 0
 	for n := 1; ; n++ {
 		err := call()
 		if err == nil {
 			return nil
 		}
+		if Throttled(err) && throttled < MaxThrottled && ctx.Err() == nil {
+			throttled++
+			n--
+			continue
+		}
+		throttled = 0
 		again := Temporary(err)
 		if !again || n >= e.cfg.MaxAttempts {
 			if again {

@@ -135,6 +135,12 @@ type tempErr struct{}
 func (tempErr) Error() string   { return "503 Service Unavailable" }
 func (tempErr) Temporary() bool { return true }
 
+type throttledErr struct{}
+
+func (throttledErr) Error() string   { return "429 Too Many Requests" }
+func (throttledErr) Temporary() bool { return true }
+func (throttledErr) Throttled() bool { return true }
+
 type notFoundErr struct{}
 
 func (notFoundErr) Error() string  { return "404 Not Found: No organization found by that id or name" }
@@ -427,6 +433,27 @@ func TestTemporaryErrorsAreRetriedAndOthersStopTheExportResumably(t *testing.T) 
 	}
 	if f.reads[a] != 1 || f.reads[b] != 1 {
 		t.Errorf("reads of the failing orgs: %d, %d", f.reads[a], f.reads[b])
+	}
+
+	// Refusals by the rate limit are retried at once, without spending attempts.
+	h := newFake(5)
+	h.failures[h.orgs[2].ID] = []error{throttledErr{}, throttledErr{}, throttledErr{}, throttledErr{}, tempErr{}, throttledErr{}}
+	slow := func(int) time.Duration { return time.Hour }
+	var got bytes.Buffer
+	if _, err := Run(context.Background(), Config{API: h, Select: Selection{All: true}, Writer: &got, MaxAttempts: 2, Backoff: func(n int) time.Duration {
+		if n > 1 {
+			return slow(n)
+		}
+		return 0
+	}}); err != nil || got.String() != h.expected(true) {
+		t.Errorf("429s then a 503 then a 429 with two attempts allowed: %v", err)
+	}
+	h.failures[h.orgs[2].ID] = make([]error, MaxThrottled+1)
+	for i := range h.failures[h.orgs[2].ID] {
+		h.failures[h.orgs[2].ID][i] = throttledErr{}
+	}
+	if _, err := Run(context.Background(), Config{API: h, Select: Selection{All: true}, Writer: &got, MaxAttempts: 1}); !strings.Contains(fmt.Sprint(err), "429") {
+		t.Errorf("%d refusals in a row: %v, want the 429", MaxThrottled+1, err)
 	}
 
 	g := newFake(5)

@@ -94,6 +94,10 @@ func (e *APIError) Temporary() bool {
 	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
+// Throttled reports a 429: the tenant's rate limit refused the call, and a
+// Pacer that was told about it waits before the next one.
+func (e *APIError) Throttled() bool { return e.Status == http.StatusTooManyRequests }
+
 // NotFound reports a 404: the organization (or the association) does not
 // exist.
 func (e *APIError) NotFound() bool { return e.Status == http.StatusNotFound }

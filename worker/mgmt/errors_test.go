@@ -157,6 +157,9 @@ func TestTemporaryAndNotFound(t *testing.T) {
 		if e.Temporary() != want {
 			t.Errorf("APIError %d: Temporary() = %v, want %v", status, e.Temporary(), want)
 		}
+		if e.Throttled() != (status == 429) {
+			t.Errorf("APIError %d: Throttled() = %v", status, e.Throttled())
+		}
 		if e.NotFound() != (status == 404) {
 			t.Errorf("APIError %d: NotFound() = %v", status, e.NotFound())
 		}
