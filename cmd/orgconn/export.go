@@ -53,7 +53,8 @@ reads no organization again, and ends with the same FILE as a run that was
 never interrupted. FILE is written only at the end (atomically), and the side
 files are then removed. To start over instead, remove FILE.partial and
 FILE.checkpoint. Standard output (the default) cannot resume: everything is
-written at the end.
+written at the end. Either way the rows are sorted in memory at the end
+(about 150 bytes a row).
 
 On a terminal, progress and an estimate of the time left (at the read pace
 the fleet has learned) are shown on stderr.
