@@ -490,6 +490,42 @@ func TestUnknownOrganization(t *testing.T) {
 	}
 }
 
+// repeatingAPI lists its first organization again on the second page, changed in between.
+type repeatingAPI struct {
+	*fakeAPI
+	calls int
+}
+
+func (r *repeatingAPI) ListOrganizations(ctx context.Context, from string) (OrganizationPage, error) {
+	p, err := r.fakeAPI.ListOrganizations(ctx, from)
+	if from != "" && err == nil {
+		first := r.fakeAPI.orgs[0]
+		r.fakeAPI.mu.Lock()
+		r.fakeAPI.conns[first.ID][0].ShowAsButton = !r.fakeAPI.conns[first.ID][0].ShowAsButton
+		r.fakeAPI.mu.Unlock()
+		p.Organizations = append(p.Organizations, first)
+	}
+	return p, err
+}
+
+func TestAnOrganizationListedTwiceHasItsLastReadWrittenOnce(t *testing.T) {
+	f := newFake(12) // the first organization, org_0000, has no rows; org_0001 has some
+	f.orgs[0], f.orgs[1] = f.orgs[1], f.orgs[0]
+	api := &repeatingAPI{fakeAPI: f}
+	out := filepath.Join(t.TempDir(), "x.csv")
+	sum, err := Run(context.Background(), Config{API: api, Select: Selection{All: true}, Out: out, Tenant: "t", Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortOrgs(f.orgs)
+	if got, want := readFile(t, out), f.expected(true); got != want {
+		t.Fatalf("export:\n%s\nwant (the last state read):\n%s", got, want)
+	}
+	if want := strings.Count(f.expected(true), "\n") - 1; sum.Associations != want {
+		t.Errorf("summary counts %d associations, the file has %d", sum.Associations, want)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, tt := range []struct {
 		cfg  Config

@@ -286,7 +286,9 @@ func syncDir(dir string) {
 // then removes the side files.
 func (s *store) finish(w io.Writer) error {
 	if s.partial == nil {
-		return writeSorted(w, s.rows)
+		s.rows = sortRows(s.rows)
+		s.cp.Associations = len(s.rows)
+		return writeRows(w, s.rows)
 	}
 	if _, err := s.partial.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("read %s: %w", s.partialPath, err)
@@ -301,7 +303,9 @@ func (s *store) finish(w io.Writer) error {
 	if len(rows) != s.cp.Associations {
 		return fmt.Errorf("%s holds %d rows, its checkpoint counts %d: remove it and %s and export again", s.partialPath, len(rows), s.cp.Associations, s.checkpointPath)
 	}
-	if err := writeAtomically(s.out, true, func(w io.Writer) error { return writeSorted(w, rows) }); err != nil {
+	rows = sortRows(rows)
+	s.cp.Associations = len(rows)
+	if err := writeAtomically(s.out, true, func(w io.Writer) error { return writeRows(w, rows) }); err != nil {
 		return fmt.Errorf("write %s: %w (the rows are still in %s: run the export again to retry)", s.out, err, s.partialPath)
 	}
 	s.close()
@@ -314,9 +318,23 @@ func (s *store) finish(w io.Writer) error {
 	return nil
 }
 
-// writeSorted writes the header and rows sorted by organization id, then connection id.
-func writeSorted(w io.Writer, rows [][]string) error {
-	slices.SortFunc(rows, func(a, b []string) int { return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1])) })
+// sortRows sorts rows (in the order they were read) by organization id, then connection id,
+// and keeps one row per pair: the one read last. A pair shows up twice only when the listing
+// gave an organization on two pages (organizations created or renamed while it was paged).
+func sortRows(rows [][]string) [][]string {
+	slices.SortStableFunc(rows, func(a, b []string) int { return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1])) })
+	out := rows[:0]
+	for i, r := range rows {
+		if i+1 < len(rows) && rows[i+1][0] == r[0] && rows[i+1][1] == r[1] {
+			continue // a later read of the same pair follows
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// writeRows writes the header and rows.
+func writeRows(w io.Writer, rows [][]string) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(Columns); err != nil {
 		return err
