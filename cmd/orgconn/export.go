@@ -153,13 +153,15 @@ func runExport(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return errorf(e, exitUsage, "export: %v", err)
 	}
-	rdb, _, err := q.open(ctx)
+	rdb, l, err := q.open(ctx)
 	if err != nil {
 		return errorf(e, exitUnavailable, "export: %v", err)
 	}
 	defer rdb.Close()
+	// The ledger's prefix, as the worker's assembly uses it: the same budget
+	// and token keys as every worker of the fleet.
 	api, err := assembly.NewAPI(ctx, assembly.APIConfig{
-		Redis: rdb, Prefix: q.prefix, BaseURL: base, Tokens: tokens,
+		Redis: rdb, Prefix: l.Prefix(), BaseURL: base, Tokens: tokens,
 		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(), Logger: log,
 	})
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/orgconn/orgconn/producer/export"
+	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt/mgmttest"
+	"github.com/orgconn/orgconn/worker/ratelimit"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
 
@@ -230,6 +232,16 @@ func TestExportPacedByTheFleetsReadBudget(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "\rexport: ") || !strings.Contains(stderr, "/120 organizations") || !strings.Contains(stderr, "reads/s") || !strings.Contains(stderr, "exported 120 organizations") {
 		t.Errorf("terminal progress: %q", stderr)
+	}
+	// The export drew from the budget a worker of this fleet uses: the limiter state under the
+	// ledger's prefix, which assembly.New hands to a worker's limiter.
+	l, err := ledger.New(r.Client, r.Prefix, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := ratelimit.ReadState(context.Background(), r.Client, l.Prefix(), ratelimit.TenantOf(ts.URL))
+	if err != nil || fleet.Answers < int64(reads) {
+		t.Errorf("the fleet's budget under the workers' prefix recorded %d answers (%v), want the export's %d", fleet.Answers, err, reads)
 	}
 	t.Logf("%d reads, %d throttled, in %v", reads, st.Throttled, elapsed.Round(time.Millisecond))
 }

@@ -43,12 +43,9 @@ const (
 	codeInvalidPaging      = "invalid_paging"
 )
 
-// Further property descriptions of the organization reads.
-func init() {
-	propertyDescriptions["name"] = "name of the organization to retrieve."
-	propertyDescriptions["from"] = "Optional Id from which to start selection."
-	propertyDescriptions["take"] = "Number of results per page. Defaults to 50."
-}
+// orgNameDesc describes the name path parameter of GET /organizations/name/{name} (the
+// connections listing has a "name" query parameter described otherwise).
+const orgNameDesc = "name of the organization to retrieve."
 
 // CheckOrgName returns what is wrong with an organization name by Auth0's rules, or "": 1 to 50
 // characters, each a lowercase ASCII letter, digit, '_' or '-', not starting with "org_" (so
@@ -170,8 +167,9 @@ func (s *Server) SetOrgName(id, name, display string) {
 }
 
 // ConnectionReads returns, by organization id, how many requests listing that organization's
-// enabled connections were answered 200 (every page counts). Tests use it to check that no
-// organization was read twice.
+// connections were answered 200, by the legacy list (enabled_connections) or the newer one
+// (connections); every page counts. Tests use it to check that no organization was read
+// twice.
 func (s *Server) ConnectionReads() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,7 +184,7 @@ func matchOrganizations(method, escapedPath string) (rt route, ok, handled bool)
 		if method != http.MethodGet {
 			return route{}, false, true
 		}
-		return route{op: opListOrgs, template: RouteOrganizations, scope: ScopeReadOrganizations}, true, true
+		return route{op: opListOrgs, api: apiOrganizations, template: RouteOrganizations, scope: ScopeReadOrganizations}, true, true
 	}
 	rest, found := strings.CutPrefix(escapedPath, "/api/v2/organizations/name/")
 	if !found || strings.Contains(rest, "/") {
@@ -196,7 +194,7 @@ func matchOrganizations(method, escapedPath string) (rt route, ok, handled bool)
 	if err != nil || method != http.MethodGet {
 		return route{}, false, true
 	}
-	return route{op: opOrgByName, template: RouteOrganizationByName, org: name, scope: ScopeReadOrganizations}, true, true
+	return route{op: opOrgByName, api: apiOrganizations, template: RouteOrganizationByName, org: name, scope: ScopeReadOrganizations}, true, true
 }
 
 // orgsWithTotals is the offset-paged listing with include_totals=true.
@@ -322,7 +320,7 @@ func (s *Server) orgViews(ids []string) []Organization {
 // s.mu held.
 func (s *Server) orgByName(req apiRequest) result {
 	if p := CheckOrgName(req.org); p != "" {
-		return fail(http.StatusBadRequest, onProperty("Path", p, "name"), codeInvalidURI)
+		return fail(http.StatusBadRequest, onPropertyWith("Path", p, "name", orgNameDesc), codeInvalidURI)
 	}
 	id, ok := s.tenant.orgByName[req.org]
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSeededOrganizationsHaveValidUniqueDeterministicNames(t *testing.T) {
@@ -331,9 +332,11 @@ func TestConnectionReadsCountsListsAnsweredByOrganization(t *testing.T) {
 	wantStatus(t, s.do("GET", orgPath(b), ""), 200)
 	wantStatus(t, s.do("GET", orgPath(b), ""), http.StatusTooManyRequests)
 	wantStatus(t, s.do("GET", orgPath("org_nope"), ""), http.StatusTooManyRequests)
+	s.clock.Advance(time.Second)
+	wantStatus(t, s.do("GET", "/api/v2/organizations/"+b+"/connections", ""), 200)
 	got := s.srv.ConnectionReads()
-	if len(got) != 2 || got[a] != 2 || got[b] != 1 {
-		t.Errorf("ConnectionReads = %v, want %s:2 %s:1 and nothing else", got, a, b)
+	if len(got) != 2 || got[a] != 2 || got[b] != 2 {
+		t.Errorf("ConnectionReads = %v, want %s:2 %s:2 (one legacy, one newer list) and nothing else", got, a, b)
 	}
 	got[a] = 99
 	if s.srv.ConnectionReads()[a] != 2 {
