@@ -32,6 +32,10 @@ columns
                     extra read per organization)
   connection_name   the connection's name, from the association itself
 
+The rows come from the legacy list (GET /organizations/{id}/enabled_connections),
+which shows enabled connections only: an association disabled through the
+newer endpoints (organization admins can do that) has no row.
+
 Which organizations:
   --all             every organization, through GET /api/v2/organizations with
                     checkpoint paging (needs the read:organizations scope)
