@@ -165,7 +165,7 @@ func runExport(ctx context.Context, e *env, args []string) int {
 	// The ledger's prefix, as the worker's assembly uses it: the same budget
 	// and token keys as every worker of the fleet.
 	api, err := assembly.NewAPI(ctx, assembly.APIConfig{
-		Redis: rdb, Prefix: l.Prefix(), BaseURL: base, Tokens: tokens,
+		Redis: rdb, Prefix: l.Name(), BaseURL: base, Tokens: tokens,
 		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(), Logger: log,
 	})
 	if err != nil {

@@ -239,7 +239,7 @@ func TestExportPacedByTheFleetsReadBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet, err := ratelimit.ReadState(context.Background(), r.Client, l.Prefix(), ratelimit.TenantOf(ts.URL))
+	fleet, err := ratelimit.ReadState(context.Background(), r.Client, l.Name(), ratelimit.TenantOf(ts.URL))
 	if err != nil || fleet.Answers < int64(reads) {
 		t.Errorf("the fleet's budget under the workers' prefix recorded %d answers (%v), want the export's %d", fleet.Answers, err, reads)
 	}

@@ -30,6 +30,7 @@ const DefaultRetention = 30 * 24 * time.Hour
 // Ledger reads and writes the record. Safe for concurrent use.
 type Ledger struct {
 	rdb       redis.UniversalClient
+	name      string // the prefix as given, without braces
 	prefix    string
 	retention time.Duration
 }
@@ -49,11 +50,16 @@ func New(rdb redis.UniversalClient, prefix string, retention time.Duration) (*Le
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	return &Ledger{rdb: rdb, prefix: "{" + prefix + "}", retention: retention}, nil
+	return &Ledger{rdb: rdb, name: prefix, prefix: "{" + prefix + "}", retention: retention}, nil
 }
 
 // Prefix returns the key prefix including its hash tag, e.g. "{orgconn}".
 func (l *Ledger) Prefix() string { return l.prefix }
+
+// Name returns the key prefix as given to New, without its hash tag
+// ("orgconn"): what packages that add their own braces (the rate budget,
+// the token cache, the API mode memory) and orgconn's --prefix take.
+func (l *Ledger) Name() string { return l.name }
 
 func (l *Ledger) pairKey(c jobs.Change) string {
 	return l.prefix + ":pair:" + c.OrgID + "/" + c.ConnectionID

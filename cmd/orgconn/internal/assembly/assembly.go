@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	paced, err := NewAPI(ctx, APIConfig{
-		Redis: cfg.Redis, Prefix: cfg.Ledger.Prefix(), BaseURL: cfg.BaseURL, Tokens: cfg.Tokens,
+		Redis: cfg.Redis, Prefix: cfg.Ledger.Name(), BaseURL: cfg.BaseURL, Tokens: cfg.Tokens,
 		Start: cfg.Start, Override: cfg.Override, APITimeout: cfg.APITimeout, UserAgent: cfg.UserAgent,
 		Logger: log, Wrap: m.Pacer,
 	})
@@ -124,9 +124,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 		mode = apimode.Legacy
 	}
 	tenant := ratelimit.TenantOf(cfg.BaseURL)
-	// The ledger's prefix carries its hash tag ("{orgconn}"); the store adds its own.
-	bare := strings.TrimSuffix(strings.TrimPrefix(cfg.Ledger.Prefix(), "{"), "}")
-	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: apimode.NewStore(cfg.Redis, bare, 0), API: api, Logger: log})
+	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: apimode.NewStore(cfg.Redis, cfg.Ledger.Name(), 0), API: api, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--api: %w", err)
 	}
@@ -184,8 +182,9 @@ func (w *Worker) Ready(ctx context.Context) error {
 type APIConfig struct {
 	// Redis holds the fleet's budget and token. Required.
 	Redis redis.UniversalClient
-	// Prefix is the key prefix of the fleet's budget and token (the
-	// ledger's prefix). Required.
+	// Prefix is the key prefix of the fleet's budget and token, without
+	// braces (ledger.Name(): the packages add their hash tag, and
+	// `orgconn limits --prefix` reads the same keys). Required.
 	Prefix string
 	// BaseURL is the tenant's Management API base URL. Required.
 	BaseURL string

@@ -49,6 +49,12 @@ func TestTwoProcessesShareOneTokenAndReportTheirMetrics(t *testing.T) {
 	if n := sim.Stats().TokensIssued; n != 1 {
 		t.Errorf("two processes fetched %d tokens, want 1 shared through Redis", n)
 	}
+	// The budget is where `orgconn limits --prefix` and `status` read it
+	// (once it was under a doubled hash tag, "{{prefix}}", and they saw
+	// nothing).
+	if tenants, err := ratelimit.Tenants(ctx, r.Client, r.Prefix); err != nil || len(tenants) != 1 || tenants[0] != ratelimit.TenantOf(srv.URL()) {
+		t.Errorf("tenants under prefix %q = %v, %v; want [%s]", r.Prefix, tenants, err, ratelimit.TenantOf(srv.URL()))
+	}
 	if err := ws[0].Ready(ctx); err == nil {
 		t.Error("Ready before Start: nil, want an error")
 	}
