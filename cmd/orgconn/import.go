@@ -23,12 +23,25 @@ if any row is invalid, unless --skip-invalid is given. Each problem is
 reported as "line N: field: problem" (the header is line 1).
 
 The header names the columns, in any order and any case:
-  action                      enable, update or remove (required)
-  org_id                      organization id, e.g. org_abc123 (required)
-  connection_id               connection id, e.g. con_abc123 (required)
-  assign_membership_on_login  true, false or empty (not given)
-  show_as_button              true, false or empty
-  is_signup_enabled           true, false or empty
+  action                        enable, disable, update or remove (required)
+  org_id                        organization id, e.g. org_abc123
+  org_name                      or the organization's name (lowercase letters,
+                                digits, _ and -, 1-50, not starting org_)
+  connection_id                 connection id, e.g. con_abc123
+  connection_name               or the connection's name (letters, digits
+                                and -, 1-128)
+  assign_membership_on_login    true, false or empty (not given)
+  show_as_button                true, false or empty
+  is_signup_enabled             true, false or empty
+  organization_connection_name  1-50 characters, or empty
+  organization_access_level     none, readonly, limited, full, or empty
+A header needs org_id or org_name, and connection_id or connection_name. A
+row gives an id or a name for each side; with both, the id is used. disable,
+organization_connection_name and organization_access_level need the
+Organization connections API: with --api legacy (env ORGCONN_API) such rows
+are refused and nothing is enqueued. With --api auto (the default) the
+tenant's mode is not probed at import yet: such rows are let through. Names
+are enqueued as given, for the workers to look up.
 
 Importing the same file again under the same batch name enqueues nothing new;
 an interrupted import is resumed by running the same command again.
@@ -61,8 +74,13 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	wait := f.Bool("wait", false, "after enqueueing, wait until the batch is finished; exit 0 if nothing was dead-lettered, else 3")
 	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
 	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
+	apiFlag := f.String("api", envOr(e, "ORGCONN_API", "auto"), "the tenant's API mode: legacy, connections or auto (env ORGCONN_API)")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	apiMode, err := producer.ParseAPIMode(*apiFlag)
+	if err != nil {
+		return errorf(e, exitUsage, "import: --api: %v", err)
 	}
 	if *wait && (*dryRun || *interval <= 0 || *timeout < 0) {
 		return errorf(e, exitUsage, "import: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
@@ -83,7 +101,8 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors}
+	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors,
+		Mode: producer.FixedMode(apiMode), ModeHint: "--api"}
 	if !*asJSON {
 		cfg.Progress = func(p producer.Progress) {
 			if p.Total > 0 {
@@ -117,7 +136,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 
 	var res producer.Result
 	if *dryRun {
-		res, err = producer.ValidateFile(path, cfg, *batch)
+		res, err = producer.ValidateFileContext(ctx, path, cfg, *batch)
 	} else {
 		var im *producer.Importer
 		if im, err = producer.NewImporter(cfg); err == nil {
