@@ -8,6 +8,14 @@
 // The ledger is an Accepter that cmd wires in: the producer imports no worker
 // package. Both inputs enqueue through one path, with the calls in flight
 // bounded and Redis retried under a Retry policy.
+//
+// Before anything is enqueued, changes are checked against the tenant
+// through two small interfaces cmd wires in: a ModeSource (a change that
+// needs the Organization connections API is refused on a tenant in legacy
+// mode) and a Resolver (organization and connection names are looked up,
+// each distinct name once per import or request, so that changes are
+// queued, and their pairs ordered, by id). NameResolver is the Resolver
+// over the Management API's look-ups, declared as a Directory.
 package producer
 
 import (
