@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt"
 )
@@ -77,6 +78,7 @@ type handler struct {
 	log         *slog.Logger
 	now         func() time.Time
 	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
+	apiMode     *apimode.Resolver          // the tenant's API mode (Config.APIMode); nil: legacy
 	// solo lets a change suspected of crashing its worker run alone: the
 	// others hold it shared while they act.
 	solo sync.RWMutex

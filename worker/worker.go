@@ -20,6 +20,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/redis/go-redis/v9"
 )
@@ -128,6 +129,10 @@ type Config struct {
 	// its dead letter is recorded, so each dead letter is reported once.
 	// It must be safe for concurrent use and quick (metrics).
 	Observe func(jobs.Action, Outcome)
+	// APIMode resolves which endpoints the tenant's organization connections are reached
+	// through (legacy enabled_connections, or the newer Organization connections endpoints);
+	// the handler may call its Resolve per change (cheap once decided). Nil means legacy.
+	APIMode *apimode.Resolver
 }
 
 // validate reports every problem with c, each naming its field; none means
@@ -238,6 +243,7 @@ func New(cfg Config) (*Worker, error) {
 		log:         cfg.Logger,
 		now:         time.Now,
 		observe:     cfg.Observe,
+		apiMode:     cfg.APIMode,
 	}
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,

@@ -11,7 +11,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/autopipe"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/ratelimit"
 )
 
 const importSynopsis = `
@@ -38,10 +41,11 @@ The header names the columns, in any order and any case:
 A header needs org_id or org_name, and connection_id or connection_name. A
 row gives an id or a name for each side; with both, the id is used. disable,
 organization_connection_name and organization_access_level need the
-Organization connections API: with --api legacy (env ORGCONN_API) such rows
-are refused and nothing is enqueued. With --api auto (the default) the
-tenant's mode is not probed at import yet: such rows are let through. Names
-are enqueued as given, for the workers to look up.
+Organization connections API: when the tenant's mode (--api, below) is
+legacy, such rows are refused, each line named, and nothing is enqueued;
+while the mode is undecided (auto before a worker has probed), they are let
+through and the workers decide. Names are enqueued as given, for the workers
+to look up.
 
 Importing the same file again under the same batch name enqueues nothing new;
 an interrupted import is resumed by running the same command again.
@@ -50,6 +54,11 @@ Examples:
   orgconn import --dry-run changes.csv
   orgconn import --batch onboarding-2026-11 changes.csv
   cat changes.csv | orgconn import --skip-invalid --json -
+
+--api (env ORGCONN_API) says how the tenant's organization connections are
+reached: legacy, connections or auto (the default: the mode the workers
+probed and remembered in Redis for the tenant of AUTH0_DOMAIN; undecided
+until a worker has probed). --json reports it as api_mode.
 
 With --wait, import then waits until the workers have resolved every line
 of the batch: a progress bar when standard output is a terminal, else a
@@ -74,13 +83,22 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	wait := f.Bool("wait", false, "after enqueueing, wait until the batch is finished; exit 0 if nothing was dead-lettered, else 3")
 	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
 	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
-	apiFlag := f.String("api", envOr(e, "ORGCONN_API", "auto"), "the tenant's API mode: legacy, connections or auto (env ORGCONN_API)")
+	apiFlag := f.withAPIMode()
+	domain := f.String("auth0-domain", e.getenv("AUTH0_DOMAIN"), "the tenant (domain or base URL; env AUTH0_DOMAIN), whose remembered API mode --api auto reads")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
-	apiMode, err := producer.ParseAPIMode(*apiFlag)
+	mode, err := apiMode(*apiFlag)
 	if err != nil {
-		return errorf(e, exitUsage, "import: --api: %v", err)
+		return errorf(e, exitUsage, "import: %v", err)
+	}
+	tenant := ""
+	if *domain != "" {
+		base, err := mgmt.BaseURL(*domain)
+		if err != nil {
+			return errorf(e, exitUsage, "import: --auth0-domain: %v", err)
+		}
+		tenant = ratelimit.TenantOf(base)
 	}
 	if *wait && (*dryRun || *interval <= 0 || *timeout < 0) {
 		return errorf(e, exitUsage, "import: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
@@ -101,8 +119,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors,
-		Mode: producer.FixedMode(apiMode), ModeHint: "--api"}
+	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors, ModeHint: "--api"}
 	if !*asJSON {
 		cfg.Progress = func(p producer.Progress) {
 			if p.Total > 0 {
@@ -115,6 +132,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	var (
 		closeRedis func()
 		l          *ledger.Ledger
+		store      *apimode.Store // the fleet's memory of API modes; nil in a dry run (no Redis)
 	)
 	if *dryRun {
 		cfg.Ledger, cfg.Queue = nil, nil
@@ -124,6 +142,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 			return errorf(e, exitUnavailable, "import: %v", err)
 		}
 		l = lg
+		store = apimode.NewStore(rdb, q.prefix, 0)
 		// The enqueues of the import's goroutines share round trips.
 		autopipe.Install(rdb)
 		client := asynq.NewClientFromRedisClient(rdb)
@@ -133,6 +152,26 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	if closeRedis != nil {
 		defer closeRedis()
 	}
+	// The tenant's API mode, for the rows that need the newer endpoints: as configured, or
+	// (auto) as the fleet remembers it. Import itself makes no API call.
+	if tenant == "" {
+		store = nil
+	}
+	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store})
+	if err != nil {
+		return errorf(e, exitUsage, "import: %v", err)
+	}
+	resolved, err := resolver.Resolve(ctx)
+	if err != nil {
+		return errorf(e, exitUnavailable, "import: %v", err)
+	}
+	api := apiModeJSON{Configured: mode, Mode: resolved.Mode, Source: resolved.Source, Tenant: tenant}
+	// Rows that need the newer endpoints are refused in legacy mode; auto (undecided) lets them through.
+	producerMode, err := producer.ParseAPIMode(string(resolved.Mode))
+	if err != nil {
+		return errorf(e, exitUnavailable, "import: %v", err)
+	}
+	cfg.Mode = producer.FixedMode(producerMode)
 
 	var res producer.Result
 	if *dryRun {
@@ -153,7 +192,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	}
 	finished := err == nil && !res.Rejected && !res.DryRun && res.Valid > 0
 	if !*wait || !finished {
-		report(e, res, err, *asJSON, nil)
+		report(e, res, err, *asJSON, nil, api)
 		switch {
 		case err != nil:
 			return exitUnavailable
@@ -163,7 +202,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	if !*asJSON {
-		report(e, res, nil, false, nil)
+		report(e, res, nil, false, nil, api)
 	}
 	bc, code := waitCounts(ctx, e, l, res.Batch, waitOptions{interval: *interval, timeout: *timeout, bar: !*asJSON && e.isTerminal(e.stdout)}, "import")
 	if code != exitOK {
@@ -171,16 +210,25 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	}
 	if *asJSON {
 		st := toJSON(bc)
-		report(e, res, nil, true, &st)
+		report(e, res, nil, true, &st, api)
 	} else {
 		fmt.Fprintf(e.stdout, "batch %s finished: %d applied, %d superseded, %d dead-lettered\n", bc.Name, bc.Applied, bc.Superseded, bc.Dead)
 	}
 	return finishedCode(bc)
 }
 
+// apiModeJSON is the tenant's API mode in import's JSON output.
+type apiModeJSON struct {
+	Configured apimode.Mode   `json:"configured"`
+	Mode       apimode.Mode   `json:"mode"`   // legacy or connections; auto while undecided
+	Source     apimode.Source `json:"source"` // config, remembered or undecided
+	Tenant     string         `json:"tenant,omitempty"`
+}
+
 // report prints an import result, as text or JSON; status, if not nil, is
-// the batch's status after waiting (JSON only).
-func report(e *env, res producer.Result, runErr error, asJSON bool, status *batchJSON) {
+// the batch's status after waiting (JSON only); api is the tenant's API mode
+// (JSON only).
+func report(e *env, res producer.Result, runErr error, asJSON bool, status *batchJSON, api apiModeJSON) {
 	if asJSON {
 		type rowError struct {
 			Line    int    `json:"line"`
@@ -189,11 +237,12 @@ func report(e *env, res producer.Result, runErr error, asJSON bool, status *batc
 		}
 		out := struct {
 			producer.Result
-			Errors    []rowError `json:"errors"`
-			ElapsedMS int64      `json:"elapsed_ms"`
-			Error     string     `json:"error,omitempty"`
-			Status    *batchJSON `json:"status,omitempty"`
-		}{Result: res, Errors: []rowError{}, ElapsedMS: res.Elapsed.Milliseconds(), Status: status}
+			Errors    []rowError  `json:"errors"`
+			ElapsedMS int64       `json:"elapsed_ms"`
+			Error     string      `json:"error,omitempty"`
+			Status    *batchJSON  `json:"status,omitempty"`
+			APIMode   apiModeJSON `json:"api_mode"`
+		}{Result: res, Errors: []rowError{}, ElapsedMS: res.Elapsed.Milliseconds(), Status: status, APIMode: api}
 		for _, r := range res.Errors {
 			out.Errors = append(out.Errors, rowError{r.Line, r.Field, r.Problem})
 		}

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
 
 // TestImportAPIMode: --api legacy (or ORGCONN_API=legacy) refuses the rows
 // that need the Organization connections API, naming each line, and
-// enqueues nothing; connections and auto (not probed yet) let them through;
-// an unknown mode is a usage error.
+// enqueues nothing; connections and auto (undecided: no worker has probed
+// the tenant) let them through; an unknown mode is a usage error.
 func TestImportAPIMode(t *testing.T) {
 	r := redistest.New(t)
 	vars := map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix}
@@ -36,7 +39,33 @@ func TestImportAPIMode(t *testing.T) {
 			t.Fatalf("--api %s: exit %d, stdout %q, stderr %q", mode, code, out, errOut)
 		}
 	}
-	if code, _, errOut := runCmd(t, vars, "import", "--api", "newest", path); code != exitUsage || !strings.Contains(errOut, `API mode "newest": use legacy, connections or auto`) {
+	if code, _, errOut := runCmd(t, vars, "import", "--api", "newest", path); code != exitUsage || !strings.Contains(errOut, "--api") || !strings.Contains(errOut, "newest") {
 		t.Fatalf("--api newest: exit %d, %q", code, errOut)
+	}
+}
+
+// TestImportRefusesInTheRememberedLegacyMode: with --api auto, a tenant the
+// workers probed and remembered as legacy has its rows that need the newer
+// endpoints refused at import, and one remembered as connections accepts
+// them.
+func TestImportRefusesInTheRememberedLegacyMode(t *testing.T) {
+	r := redistest.New(t)
+	vars := map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix, "AUTH0_DOMAIN": "acme.eu.auth0.com"}
+	path := file(t, "action,org_id,connection_id\nenable,org_1,con_1\ndisable,org_1,con_2\n")
+	store := apimode.NewStore(r.Client, r.Prefix, 0)
+	remember := func(m apimode.Mode) {
+		t.Helper()
+		if err := store.Put(context.Background(), "acme.eu.auth0.com", apimode.Memory{Mode: m, ProbedAt: time.Now(), Status: 404}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remember(apimode.Legacy)
+	code, out, errOut := runCmd(t, vars, "import", "--batch", "r1", path)
+	if code != exitInvalid || !strings.Contains(errOut, `line 3: action "disable" needs the Organization connections API; this tenant is in legacy mode (--api)`) || !strings.Contains(out, "nothing enqueued") {
+		t.Fatalf("remembered legacy: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	remember(apimode.Connections)
+	if code, out, errOut := runCmd(t, vars, "import", "--batch", "r2", path); code != exitOK || !strings.Contains(out, "enqueued 2 changes") {
+		t.Fatalf("remembered connections: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

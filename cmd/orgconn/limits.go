@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/ratelimit"
 )
@@ -30,6 +31,11 @@ numbers come from:
 
 and any pause a 429 set for the whole fleet. Workers also log each change
 of these numbers.
+
+It also shows the tenant's API mode as the fleet remembers it: what a worker
+with --api auto found when it probed the tenant (legacy: no newer
+Organization connections endpoints; connections: they are there), the
+answer that decided it, and how long it is remembered before the next probe.
 
 Examples:
   orgconn limits
@@ -64,14 +70,24 @@ func runLimits(ctx context.Context, e *env, args []string) int {
 	type tenantState struct {
 		Tenant string `json:"tenant"`
 		ratelimit.State
+		APIMode *apiModeMemory `json:"api_mode"` // null: not probed, or forgotten
 	}
+	modes := apimode.NewStore(rdb, q.prefix, 0)
 	var out []tenantState
 	for _, t := range tenants {
 		st, err := ratelimit.ReadState(ctx, rdb, q.prefix, t)
 		if err != nil {
 			return errorf(e, exitUnavailable, "limits: %v", err)
 		}
-		out = append(out, tenantState{t, st})
+		ts := tenantState{Tenant: t, State: st}
+		m, ok, err := modes.Get(ctx, t)
+		if err != nil {
+			return errorf(e, exitUnavailable, "limits: %v", err)
+		}
+		if ok {
+			ts.APIMode = &apiModeMemory{Memory: m, TTLSeconds: int64(m.TTL / time.Second)}
+		}
+		out = append(out, ts)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -91,8 +107,26 @@ func runLimits(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintln(e.stdout)
 		}
 		printLimits(e.stdout, t.Tenant, t.State)
+		printAPIMode(e.stdout, t.APIMode)
 	}
 	return exitOK
+}
+
+// apiModeMemory is a tenant's remembered API mode in limits' JSON output.
+type apiModeMemory struct {
+	apimode.Memory
+	// TTLSeconds is how long it is remembered before a worker probes again.
+	TTLSeconds int64 `json:"ttl_seconds"`
+}
+
+// printAPIMode prints the tenant's remembered API mode, or that there is none.
+func printAPIMode(w io.Writer, m *apiModeMemory) {
+	if m == nil {
+		fmt.Fprintln(w, "  API mode: not known (a worker with --api auto probes the tenant when it starts)")
+		return
+	}
+	fmt.Fprintf(w, "  API mode: %s (probed %s: %s; remembered for %v more)\n",
+		m.Mode, m.ProbedAt.UTC().Format(time.RFC3339), m.Evidence, (time.Duration(m.TTLSeconds) * time.Second).String())
 }
 
 func printLimits(w io.Writer, tenant string, st ratelimit.State) {

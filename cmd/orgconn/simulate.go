@@ -15,10 +15,11 @@ import (
 const simulateSynopsis = `
 Usage: orgconn simulate [flags]
 
-Serves a simulated Auth0 tenant: POST /oauth/token and the organization
-enabled-connections endpoints of the Management API, strict as Auth0 is (status
-codes, error bodies, scopes, token expiry), with rate limits and X-RateLimit-*
-headers, and optional faults. Point orgconn at it with AUTH0_DOMAIN=http://ADDR
+Serves a simulated Auth0 tenant: POST /oauth/token, the organization
+enabled-connections endpoints of the Management API, the newer Organization
+connections endpoints (unless --no-connections-api) and GET /connections,
+strict as Auth0 is (status codes, error bodies, scopes, token expiry), with
+rate limits and X-RateLimit-* headers, and optional faults. Point orgconn at it with AUTH0_DOMAIN=http://ADDR
 and the client credentials it prints.
 
 --shape NAME takes a tenant's whole rate limiting from a preset (buckets, which
@@ -129,6 +130,7 @@ func runSimulate(ctx context.Context, e *env, args []string) int {
 	f.DurationVar(&cfg.Faults.Latency, "latency", 0, "added latency per request")
 	f.DurationVar(&cfg.Faults.Jitter, "jitter", 0, "random extra latency up to this")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", mgmttest.DefaultTokenTTL, "lifetime of issued tokens")
+	f.BoolVar(&cfg.NoConnectionsAPI, "no-connections-api", false, "a tenant without the newer Organization connections endpoints (/organizations/{id}/connections): they answer 404 like an unknown route")
 	printTenant := f.Bool("print-tenant", false, "print the organizations and connections as JSON and go on serving")
 	if code, ok := f.parse(args); !ok {
 		return code
@@ -172,6 +174,9 @@ func runSimulate(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "; reads %s", describeBucket(cfg.Read))
 	}
 	fmt.Fprintf(e.stdout, "; headers %s, reset %s", cfg.HeaderPolicy, cfg.ResetMeaning)
+	if cfg.NoConnectionsAPI {
+		fmt.Fprint(e.stdout, "; no newer Organization connections endpoints")
+	}
 	if cfg.TokenLimit.Rate > 0 || cfg.TokenLimit.Window > 0 {
 		fmt.Fprintf(e.stdout, "; /oauth/token %s", describeBucket(cfg.TokenLimit))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/redisurl"
 	"github.com/orgconn/orgconn/worker"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/ratelimit"
@@ -46,6 +47,21 @@ func (q *queueFlags) open(ctx context.Context) (redis.UniversalClient, *ledger.L
 		return nil, nil, err
 	}
 	return rdb, l, nil
+}
+
+// withAPIMode adds --api (env ORGCONN_API): how the tenant's organization
+// connections are reached. The value is checked by apiMode.
+func (f *flags) withAPIMode() *string {
+	return f.String("api", envOr(f.e, "ORGCONN_API", string(apimode.Auto)), "how to reach the tenant's organization connections: legacy (the enabled_connections endpoints), connections (the newer Organization connections endpoints, Early Access) or auto (probe the tenant once; the answer is remembered in Redis for a day) (env ORGCONN_API)")
+}
+
+// apiMode parses the value of --api.
+func apiMode(v string) (apimode.Mode, error) {
+	m, err := apimode.Parse(v)
+	if err != nil {
+		return "", fmt.Errorf("--api: %w", err)
+	}
+	return m, nil
 }
 
 // apiFlags select the tenant and its rate budget.

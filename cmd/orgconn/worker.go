@@ -54,6 +54,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "worker", workerSynopsis).withLogging().withProfile()
 	q := f.withQueue()
 	a := f.withAPI()
+	apiFlag := f.withAPIMode()
 	concurrency := f.Int("concurrency", worker.DefaultConcurrency, "changes worked on at once by this process (1 or more)")
 	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
 	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", defaultMetricsAddr), "address of /metrics, /healthz and /readyz: loopback unless asked (:9464 is every interface); a taken default falls back to a free loopback port; empty: none (env ORGCONN_METRICS_ADDR)")
@@ -75,6 +76,10 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "worker: --max-crashes %d: want 1 or more", *maxCrashes)
 	case *orphanCheck < 0:
 		return errorf(e, exitUsage, "worker: --orphan-check %v: want a positive interval, or 0 for none", *orphanCheck)
+	}
+	mode, err := apiMode(*apiFlag)
+	if err != nil {
+		return errorf(e, exitUsage, "worker: %v", err)
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -108,7 +113,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	defer rdb.Close()
 	w, err := assembly.New(ctx, assembly.Config{
 		Redis: rdb, Ledger: l, BaseURL: base, Tokens: tokens,
-		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(),
+		Start: start, Override: a.overrides(), APITimeout: a.timeout, UserAgent: userAgent(), APIMode: mode,
 		Worker: worker.Config{
 			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxCrashes: *maxCrashes,
 			OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,

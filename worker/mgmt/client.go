@@ -1,6 +1,10 @@
 // Package mgmt is a client for the part of the Auth0 Management API that
-// orgconn drives: an organization's enabled connections (list, get, enable,
-// update, remove).
+// orgconn drives: an organization's enabled connections through the legacy
+// endpoints (List, Get, Enable, Update, Remove), its associations through the
+// newer Organization connections endpoints, enabled or not, with a name and an
+// access level (ListOrgConnections, GetOrgConnection, CreateOrgConnection,
+// UpdateOrgConnection, DeleteOrgConnection), and the tenant's connections
+// (ListConnections).
 //
 // Each call makes one HTTP request (up to three when 401s make it refresh the
 // token, twice at most; Go's transport may also resend a read, never a write, whose reused

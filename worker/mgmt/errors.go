@@ -58,7 +58,9 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 
 // APIError is a response from the Management API with a status other than
 // the call's success status. Classify it by Status (and ErrorCode when
-// present), never by Message.
+// present), or by Cause on the newer Organization connections calls, never by
+// Message: Cause is the one place that reads the message, and only to tell
+// apart 404s that the status alone cannot.
 type APIError struct {
 	Method     string
 	Path       string // request path, without query
@@ -68,6 +70,9 @@ type APIError struct {
 	Message    string // the body's "message", cut to 200 characters
 	RateLimit  RateLimit
 	RetryAfter time.Duration // from a Retry-After header; zero when absent
+	// Cause is what the refusal is about, set by the calls on the newer Organization
+	// connections endpoints (see Cause); CauseUnknown for the legacy calls.
+	Cause Cause
 }
 
 func (e *APIError) Error() string {

@@ -45,12 +45,12 @@ func TestTokenEndpoint(t *testing.T) {
 		want        string // exact JSON for errors; scope string for successes
 	}{
 		{"form", "application/x-www-form-urlencoded", form(good...), nil, 200,
-			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections"},
+			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections read:connections"},
 		{"json", "application/json", `{"grant_type":"client_credentials","client_id":"orgconn-sim","client_secret":"orgconn-sim-secret","audience":"` + aud + `"}`, nil, 200,
-			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections"},
+			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections read:connections"},
 		{"basic auth", "application/x-www-form-urlencoded", form("grant_type", "client_credentials", "audience", aud),
 			[]string{"Authorization", "Basic b3JnY29ubi1zaW06b3JnY29ubi1zaW0tc2VjcmV0"}, 200,
-			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections"},
+			"read:organization_connections create:organization_connections update:organization_connections delete:organization_connections read:connections"},
 		{"requested subset of scopes", "application/x-www-form-urlencoded", form(with("scope", "read:organization_connections")...), nil, 200,
 			"read:organization_connections"},
 		{"wrong secret", "application/x-www-form-urlencoded", form(with("client_secret", "nope")...), nil, 401,

@@ -16,18 +16,20 @@ const (
 	DefaultTokenTTL     = 24 * time.Hour
 )
 
-// The Management API scopes of the organization enabled-connections endpoints.
+// The Management API scopes of the organization connections endpoints (legacy and newer
+// alike) and of GET /api/v2/connections.
 const (
-	ScopeRead   = "read:organization_connections"
-	ScopeCreate = "create:organization_connections"
-	ScopeUpdate = "update:organization_connections"
-	ScopeDelete = "delete:organization_connections"
+	ScopeRead            = "read:organization_connections"
+	ScopeCreate          = "create:organization_connections"
+	ScopeUpdate          = "update:organization_connections"
+	ScopeDelete          = "delete:organization_connections"
+	ScopeReadConnections = "read:connections"
 )
 
-// DefaultScopes returns a new slice holding the four organization-connection scopes, the scopes
-// a client-credentials token gets when Config.Scopes is nil.
+// DefaultScopes returns a new slice holding the four organization-connection scopes and
+// read:connections, the scopes a client-credentials token gets when Config.Scopes is nil.
 func DefaultScopes() []string {
-	return []string{ScopeRead, ScopeCreate, ScopeUpdate, ScopeDelete}
+	return []string{ScopeRead, ScopeCreate, ScopeUpdate, ScopeDelete, ScopeReadConnections}
 }
 
 // Config describes the simulated tenant. The zero value is usable: every field documents its
@@ -84,6 +86,13 @@ type Config struct {
 	// RemoveMissing chooses the answer to a DELETE of a pair that is not enabled (for a known
 	// organization); the zero value is NotFound404.
 	RemoveMissing MissingPolicy
+
+	// NoConnectionsAPI makes the tenant one without the newer Organization connections
+	// endpoints (/api/v2/organizations/{id}/connections[/{connection_id}], Early Access): they
+	// answer 404 {"error":"Not Found","message":"Not Found"} like any unknown route, and are
+	// counted as RouteUnknown. false (the zero value) serves them. The legacy
+	// enabled_connections endpoints and GET /api/v2/connections are served either way.
+	NoConnectionsAPI bool
 
 	// Faults are injected into /api/v2 requests; the zero value injects none.
 	Faults Faults

@@ -1,6 +1,14 @@
 // Package mgmttest is a strict, in-process simulator of one Auth0 tenant's Management API,
-// limited to what orgconn drives: the client-credentials token endpoint and the five
-// organization enabled-connections calls.
+// limited to what orgconn drives: the client-credentials token endpoint, the five legacy
+// organization enabled-connections calls, the five newer Organization connections calls
+// (/organizations/{id}/connections, Early Access: associations that may be disabled, with a
+// name and an access level; Config.NoConnectionsAPI makes a tenant without them) and
+// GET /connections.
+//
+// An association has the three legacy flags, is_enabled, organization_connection_name and
+// organization_access_level. The legacy endpoints do not show a disabled one: their list
+// leaves it out, their GET, PATCH and DELETE answer as for a missing pair and change nothing,
+// and their POST answers 409.
 //
 // Every other test, the demo command and `orgconn simulate` run against it, so it is strict
 // wherever Auth0 is strict: the same status codes, the same error bodies

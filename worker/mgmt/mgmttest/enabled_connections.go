@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// op is one of the five enabled-connections calls.
+// op is one of the calls the simulator serves.
 type op int
 
 const (
@@ -18,12 +18,23 @@ const (
 	opGet
 	opUpdate
 	opDelete
+	opListConnections // GET /api/v2/connections
 )
 
-// route is a matched /api/v2 request: the call, its route template, the decoded path
-// parameters and the scope it needs.
+// api tells which family of endpoints a route belongs to.
+type api int
+
+const (
+	apiLegacy      api = iota // /organizations/{id}/enabled_connections[/{connectionId}]
+	apiNewer                  // /organizations/{id}/connections[/{connection_id}] (Early Access)
+	apiConnections            // /connections
+)
+
+// route is a matched /api/v2 request: the call, its family, its route template, the decoded
+// path parameters and the scope it needs.
 type route struct {
 	op       op
+	api      api
 	template string
 	org      string
 	conn     string
@@ -33,15 +44,31 @@ type route struct {
 // isWrite reports whether the call changes state (and uses the write bucket).
 func (rt route) isWrite() bool { return rt.op == opCreate || rt.op == opUpdate || rt.op == opDelete }
 
-// matchRoute matches method and the escaped path against the five calls. Path segments are
+// matchRoute matches method and the escaped path against the calls served. Path segments are
 // URL-decoded; empty ones are kept, so that a missing id is a validation error, not a 404.
 func matchRoute(method, escapedPath string) (route, bool) {
+	if escapedPath == RouteConnections {
+		if method != http.MethodGet {
+			return route{}, false
+		}
+		return route{op: opListConnections, api: apiConnections, template: RouteConnections, scope: ScopeReadConnections}, true
+	}
 	rest, found := strings.CutPrefix(escapedPath, "/api/v2/organizations/")
 	if !found {
 		return route{}, false
 	}
 	segs := strings.Split(rest, "/")
-	if len(segs) < 2 || len(segs) > 3 || segs[1] != "enabled_connections" {
+	if len(segs) < 2 || len(segs) > 3 {
+		return route{}, false
+	}
+	var family api
+	var listTemplate, oneTemplate string
+	switch segs[1] {
+	case "enabled_connections":
+		family, listTemplate, oneTemplate = apiLegacy, RouteEnabledConnections, RouteEnabledConnection
+	case "connections":
+		family, listTemplate, oneTemplate = apiNewer, RouteOrgConnections, RouteOrgConnection
+	default:
 		return route{}, false
 	}
 	org, err := url.PathUnescape(segs[0])
@@ -49,7 +76,7 @@ func matchRoute(method, escapedPath string) (route, bool) {
 		return route{}, false
 	}
 	if len(segs) == 2 {
-		rt := route{template: RouteEnabledConnections, org: org}
+		rt := route{api: family, template: listTemplate, org: org}
 		switch method {
 		case http.MethodGet:
 			rt.op, rt.scope = opList, ScopeRead
@@ -64,7 +91,7 @@ func matchRoute(method, escapedPath string) (route, bool) {
 	if err != nil {
 		return route{}, false
 	}
-	rt := route{template: RouteEnabledConnection, org: org, conn: conn}
+	rt := route{api: family, template: oneTemplate, org: org, conn: conn}
 	switch method {
 	case http.MethodGet:
 		rt.op, rt.scope = opGet, ScopeRead
@@ -131,7 +158,13 @@ func (s *Server) signupAllowed(ec EnabledConnection) bool {
 // call validates and performs req against the tenant. Called with s.mu held, after
 // authentication, rate limiting and the pre-apply faults.
 func (s *Server) call(req apiRequest) result {
-	if res, ok := checkPath(req.org, req.conn, req.op != opList && req.op != opCreate); !ok {
+	switch req.api {
+	case apiConnections:
+		return s.listConnections(req)
+	case apiNewer:
+		return s.callNewer(req)
+	}
+	if res, ok := checkPath(req.org, req.conn, req.op != opList && req.op != opCreate, "connectionId"); !ok {
 		return res
 	}
 	switch req.op {
@@ -157,7 +190,13 @@ func (s *Server) list(req apiRequest) result {
 	if !known {
 		return fail(http.StatusNotFound, msgNoOrganization, "")
 	}
-	ids := slices.Sorted(maps.Keys(enabled))
+	// The legacy endpoints do not show disabled associations.
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(enabled)) {
+		if !enabled[id].Disabled {
+			ids = append(ids, id)
+		}
+	}
 	items := []enabledConnectionBody{}
 	start := math.MaxInt
 	if q.page <= math.MaxInt/q.perPage {
@@ -178,7 +217,7 @@ func (s *Server) get(req apiRequest) result {
 		return fail(http.StatusNotFound, msgNoOrganization, "")
 	}
 	ec, on := enabled[req.conn]
-	if !on {
+	if !on || ec.Disabled {
 		return fail(http.StatusNotFound, msgNoConnection, "")
 	}
 	return ok200(s.view(ec))
@@ -198,7 +237,9 @@ func (s *Server) create(req apiRequest) result {
 	}
 	ec, already := enabled[p.connectionID]
 	switch {
-	case already && s.cfg.EnableExisting == Conflict409:
+	case already && (ec.Disabled || s.cfg.EnableExisting == Conflict409):
+		// A disabled association exists though the legacy endpoints do not show it: whatever
+		// the policy, a legacy POST does not switch it on.
 		return fail(http.StatusConflict, msgAlreadyEnabled, codeAlreadyEnabled)
 	case !already:
 		ec = EnabledConnection{ConnectionID: p.connectionID, ShowAsButton: true}
@@ -221,7 +262,7 @@ func (s *Server) update(req apiRequest) result {
 		return fail(http.StatusNotFound, msgNoOrganization, "")
 	}
 	ec, on := enabled[req.conn]
-	if !on {
+	if !on || ec.Disabled {
 		return fail(http.StatusNotFound, msgNoConnection, "")
 	}
 	ec = p.applyTo(ec)
@@ -239,7 +280,8 @@ func (s *Server) remove(req apiRequest) result {
 	if !known {
 		return fail(http.StatusNotFound, msgNoOrganization, "")
 	}
-	if _, on := enabled[req.conn]; !on {
+	// A disabled association is, to the legacy endpoints, not there: it is left as it is.
+	if ec, on := enabled[req.conn]; !on || ec.Disabled {
 		if s.cfg.RemoveMissing == NoContent204 {
 			return result{status: http.StatusNoContent, conn: req.conn}
 		}

@@ -227,7 +227,8 @@ func TestUnknownRoutes(t *testing.T) {
 		{"GET", "/api/v2/users"},
 		{"GET", "/api/v2"},
 		{"GET", orgPath(org, "con_x", "extra")},
-		{"GET", "/api/v2/organizations/" + org + "/connections"},
+		{"GET", "/api/v2/organizations/" + org + "/members"},
+		{"PUT", "/api/v2/organizations/" + org + "/connections"},
 	} {
 		r := s.do(tt.method, tt.path, "")
 		wantStatus(t, r, 404)
@@ -236,7 +237,7 @@ func TestUnknownRoutes(t *testing.T) {
 			t.Errorf("%s %s: no rate-limit headers: %v", tt.method, tt.path, r.header)
 		}
 	}
-	if st := s.srv.Stats(); st.Count("GET", RouteUnknown, 404) != 5 || st.Total != 8 {
+	if st := s.srv.Stats(); st.Count("GET", RouteUnknown, 404) != 5 || st.Count("PUT", RouteUnknown, 404) != 2 || st.Total != 9 {
 		t.Fatalf("stats %v", st)
 	}
 	// Outside /api/v2 there are no rate-limit headers.

@@ -28,6 +28,14 @@ const (
 	msgSignupNeedsDatabase = "Only database connections with assign_membership_on_login = true support is_signup_enabled = true."
 	msgUnavailable         = "The service is temporarily unavailable. Please try again later."
 	msgInternal            = "An internal server error occurred."
+	// The newer Organization connections endpoints' answers ("does not exists" is Auth0's).
+	msgOrgNotExists           = "The organization does not exists."
+	msgOrgConnectionNotExists = "The organization connection does not exists."
+	msgOrgConnectionExists    = "The organization connection already exists."
+	// Not documented: a POST naming a connection the tenant does not have.
+	msgConnectionNotExists = "The connection does not exists."
+	// Not documented: the wording of the rule that a level other than none needs a name.
+	msgLevelNeedsName = "organization_connection_name is required when organization_access_level is not none."
 )
 
 // result is the outcome of handling one /api/v2 request, decided under Server.mu and written

@@ -47,8 +47,8 @@ func New(cfg Config) *Server {
 	}
 }
 
-// ServeHTTP serves POST /oauth/token, the /api/v2 organization enabled-connections calls and
-// the /sim/* admin endpoints; anything else is a 404. When a fault closes the connection and w
+// ServeHTTP serves POST /oauth/token, the /api/v2 organization connections calls (legacy and
+// newer), GET /api/v2/connections and the /sim/* admin endpoints; anything else is a 404. When a fault closes the connection and w
 // cannot be hijacked, it panics with http.ErrAbortHandler, as net/http expects.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
@@ -67,7 +67,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveAPI runs one /api/v2 request through the checks in the order the package documents.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rt, matched := matchRoute(r.Method, r.URL.EscapedPath())
-	if !matched {
+	if !matched || rt.api == apiNewer && s.cfg.NoConnectionsAPI {
 		s.mu.Lock()
 		now := s.now()
 		hdr := s.limits.Describe(r.Method, now)

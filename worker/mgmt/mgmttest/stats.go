@@ -13,6 +13,12 @@ import (
 const (
 	RouteEnabledConnections = "/api/v2/organizations/{id}/enabled_connections"
 	RouteEnabledConnection  = "/api/v2/organizations/{id}/enabled_connections/{connectionId}"
+	// RouteOrgConnections and RouteOrgConnection are the newer Organization connections
+	// endpoints (list and create; get, update and delete one).
+	RouteOrgConnections = "/api/v2/organizations/{id}/connections"
+	RouteOrgConnection  = "/api/v2/organizations/{id}/connections/{connection_id}"
+	// RouteConnections is the tenant's connections listing, GET /api/v2/connections.
+	RouteConnections = "/api/v2/connections"
 	// RouteUnknown stands for every /api/v2 path and method that matches no route.
 	RouteUnknown = "unknown"
 )

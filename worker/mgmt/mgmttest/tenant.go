@@ -14,12 +14,23 @@ type Connection struct {
 	Strategy string `json:"strategy"`
 }
 
-// EnabledConnection is the settings of one connection enabled for one organization.
+// EnabledConnection is the settings of one connection associated with one organization. The
+// zero values of the fields the newer endpoints added mean what the legacy endpoints leave
+// behind: enabled, no organization connection name, access level "none". So an association
+// made by the legacy POST compares equal to one written as a literal with the three flags.
 type EnabledConnection struct {
 	ConnectionID            string `json:"connection_id"`
 	AssignMembershipOnLogin bool   `json:"assign_membership_on_login"`
 	ShowAsButton            bool   `json:"show_as_button"`
 	IsSignupEnabled         bool   `json:"is_signup_enabled"`
+	// Disabled is true for an association kept with its settings but switched off
+	// (is_enabled false on the newer endpoints). The legacy endpoints do not show it.
+	Disabled bool `json:"disabled,omitempty"`
+	// Name is organization_connection_name; "" means unset (a set name has 1–50 characters).
+	Name string `json:"organization_connection_name,omitempty"`
+	// AccessLevel is organization_access_level: "readonly", "limited" or "full"; "" means
+	// "none", which is what the API answers when none was set.
+	AccessLevel string `json:"organization_access_level,omitempty"`
 }
 
 // strategies is the cycle of seeded connection strategies.
@@ -99,8 +110,8 @@ func (s *Server) Connections() []Connection {
 	return out
 }
 
-// State returns a deep copy of what is enabled: organization id -> connection id -> settings.
-// Organizations with nothing enabled are omitted.
+// State returns a deep copy of every association, enabled or disabled: organization id ->
+// connection id -> settings. Organizations with no association are omitted.
 func (s *Server) State() map[string]map[string]EnabledConnection {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,8 +124,8 @@ func (s *Server) State() map[string]map[string]EnabledConnection {
 	return out
 }
 
-// SetState replaces what is enabled for org with conns (nil or empty enables nothing), for
-// seeding tests. The map key is the connection id; each value's ConnectionID is set from it.
+// SetState replaces the associations of org with conns (nil or empty leaves none), for
+// seeding tests; an entry with Disabled set seeds a disabled association. The map key is the connection id; each value's ConnectionID is set from it.
 // An org that is not in the tenant is added to it, so tests may use readable ids. The
 // is_signup_enabled rule is not checked, so tests can seed states the API would refuse.
 // SetState panics if a key is not one of Connections(): that is a mistake in the test.

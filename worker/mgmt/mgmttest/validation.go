@@ -25,20 +25,34 @@ const (
 
 // Descriptions Auth0 appends to validation messages, by property.
 var propertyDescriptions = map[string]string{
-	"id":                         "Organization identifier",
-	"connectionId":               "Connection identifier",
-	"page":                       "Page index of the results to return. First page is 0.",
-	"per_page":                   "Number of results per page. Defaults to 50.",
-	"include_totals":             "Return results inside an object that contains the total result count (true) or as a direct array of results (false, default).",
-	"connection_id":              "Single connection ID to add to the organization.",
-	"assign_membership_on_login": "When true, all users that log in with this connection will be automatically granted membership in the organization. When false, users must be granted membership in the organization before logging in with this connection.",
-	"is_signup_enabled":          "Determines whether organization signup should be enabled for this organization connection. Only applicable for database connections. Default: false.",
-	"show_as_button":             "Determines whether a connection should be displayed on this organization’s login prompt. Only applicable for enterprise connections. Default: true.",
+	"id":                           "Organization identifier",
+	"connectionId":                 "Connection identifier",
+	"page":                         "Page index of the results to return. First page is 0.",
+	"per_page":                     "Number of results per page. Defaults to 50.",
+	"include_totals":               "Return results inside an object that contains the total result count (true) or as a direct array of results (false, default).",
+	"connection_id":                "Single connection ID to add to the organization.",
+	"assign_membership_on_login":   "When true, all users that log in with this connection will be automatically granted membership in the organization. When false, users must be granted membership in the organization before logging in with this connection.",
+	"is_signup_enabled":            "Determines whether organization signup should be enabled for this organization connection. Only applicable for database connections. Default: false.",
+	"show_as_button":               "Determines whether a connection should be displayed on this organization’s login prompt. Only applicable for enterprise connections. Default: true.",
+	"organization_connection_name": "Name of the connection in the scope of this organization.",
+	"organization_access_level":    "Access level of the organization's own administrators to this connection through the My Organization API.",
+	"is_enabled":                   "Whether the connection is enabled for the organization.",
+	"name":                         "Provide the name of the connection to retrieve.",
+	"strategy":                     "Provide strategies to only retrieve connections with such strategies.",
+	"fields":                       "A comma separated list of fields to include or exclude (depending on include_fields) from the result, empty to retrieve all fields.",
+	"include_fields":               "true if the fields specified are to be included in the result, false otherwise (defaults to true).",
+	"take":                         "Number of results per page. Defaults to 50.",
+	"from":                         "Optional Id from which to start selection.",
 }
 
 // onProperty formats Auth0's "<kind> validation error: '<what>' on property <p> (<desc>)."
 func onProperty(kind, what, prop string) string {
-	return fmt.Sprintf("%s validation error: '%s' on property %s (%s).", kind, what, prop, propertyDescriptions[prop])
+	return onPropertyWith(kind, what, prop, propertyDescriptions[prop])
+}
+
+// onPropertyWith is onProperty with the description given.
+func onPropertyWith(kind, what, prop, desc string) string {
+	return fmt.Sprintf("%s validation error: '%s' on property %s (%s).", kind, what, prop, desc)
 }
 
 // checkLength returns the schema error for a string outside 1–50 characters, or "".
@@ -52,14 +66,26 @@ func checkLength(v string) string {
 	return ""
 }
 
+// pathDescriptions are the descriptions of path parameters, by name.
+var pathDescriptions = map[string]string{
+	"id":            "Organization identifier",
+	"connectionId":  "Connection identifier",
+	"connection_id": "Connection identifier",
+}
+
 // checkPath validates the decoded path parameters; conn is ignored when hasConn is false.
-func checkPath(org, conn string, hasConn bool) (result, bool) {
+// connProp names the connection parameter: "connectionId" on the legacy endpoints,
+// "connection_id" on the newer ones.
+func checkPath(org, conn string, hasConn bool, connProp string) (result, bool) {
+	onPath := func(what, prop string) string {
+		return fmt.Sprintf("Path validation error: '%s' on property %s (%s).", what, prop, pathDescriptions[prop])
+	}
 	if e := checkLength(org); e != "" {
-		return fail(http.StatusBadRequest, onProperty("Path", e, "id"), codeInvalidURI), false
+		return fail(http.StatusBadRequest, onPath(e, "id"), codeInvalidURI), false
 	}
 	if hasConn {
 		if e := checkLength(conn); e != "" {
-			return fail(http.StatusBadRequest, onProperty("Path", e, "connectionId"), codeInvalidURI), false
+			return fail(http.StatusBadRequest, onPath(e, connProp), codeInvalidURI), false
 		}
 	}
 	return result{}, true
@@ -146,19 +172,18 @@ var (
 	updateProperties = []string{"assign_membership_on_login", "is_signup_enabled", "show_as_button"}
 )
 
-// parsePayload validates a POST (create) or PATCH body as Auth0 does: Content-Type, size, JSON
-// syntax, an object, no additional properties, required properties, types, lengths.
-func parsePayload(contentType string, body []byte, readErr error, create bool) (payload, result, bool) {
-	var p payload
-	invalid := func(msg string) (payload, result, bool) {
-		return p, fail(http.StatusBadRequest, msg, codeInvalidBody), false
+// decodeObject checks what every POST and PATCH body must be, as Auth0 does: Content-Type,
+// size, JSON syntax, an object; it returns the object's properties.
+func decodeObject(contentType string, body []byte, readErr error) (map[string]json.RawMessage, result, bool) {
+	invalid := func(msg string) (map[string]json.RawMessage, result, bool) {
+		return nil, fail(http.StatusBadRequest, msg, codeInvalidBody), false
 	}
 	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt != "application/json" {
 		return invalid(fmt.Sprintf("Invalid request payload: Content-Type must be application/json, not %q.", contentType))
 	}
 	switch {
 	case errors.Is(readErr, errBodyTooLarge):
-		return p, fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Payload content length greater than maximum allowed: %d", maxBody), ""), false
+		return nil, fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Payload content length greater than maximum allowed: %d", maxBody), ""), false
 	case readErr != nil:
 		return invalid("Invalid request payload: the body could not be read.")
 	}
@@ -175,6 +200,20 @@ func parsePayload(contentType string, body []byte, readErr error, create bool) (
 	var props map[string]json.RawMessage
 	if err := json.Unmarshal(body, &props); err != nil {
 		return invalid("Invalid request payload JSON format")
+	}
+	return props, result{}, true
+}
+
+// parsePayload validates a legacy POST (create) or PATCH body as Auth0 does: Content-Type,
+// size, JSON syntax, an object, no additional properties, required properties, types, lengths.
+func parsePayload(contentType string, body []byte, readErr error, create bool) (payload, result, bool) {
+	var p payload
+	invalid := func(msg string) (payload, result, bool) {
+		return p, fail(http.StatusBadRequest, msg, codeInvalidBody), false
+	}
+	props, res, ok := decodeObject(contentType, body, readErr)
+	if !ok {
+		return p, res, false
 	}
 
 	allowed := updateProperties

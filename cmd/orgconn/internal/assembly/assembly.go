@@ -12,12 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/orgconn/orgconn/worker/mgmt"
@@ -52,6 +54,11 @@ type Config struct {
 	APITimeout time.Duration
 	// UserAgent names the caller. Empty means the client's default.
 	UserAgent string
+	// APIMode is the configured API mode (--api): apimode.Legacy, apimode.Connections or
+	// apimode.Auto, which New resolves at once (one probe through the paced client, unless
+	// the fleet remembers the tenant's answer) and the worker again while undecided. Empty
+	// means apimode.Legacy: no probe.
+	APIMode apimode.Mode
 	// Worker is the worker's configuration. Its Redis, Ledger, API,
 	// Limiter and Logger are set by New; Observe, if set, is called besides
 	// the metrics.
@@ -69,6 +76,8 @@ type Worker struct {
 	Limiter *ratelimit.Limiter
 	// API is the paced Management API client the worker calls.
 	API *mgmt.Client
+	// APIMode resolves the tenant's API mode; the worker holds the same resolver.
+	APIMode *apimode.Resolver
 	// Registry holds the worker's metrics, the limiter's and the queue's
 	// collectors and the Go and process collectors: serve it at /metrics.
 	Registry *prometheus.Registry
@@ -125,8 +134,26 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 		return nil, err
 	}
 
+	mode := cfg.APIMode
+	if mode == "" {
+		mode = apimode.Legacy
+	}
+	tenant := ratelimit.TenantOf(cfg.BaseURL)
+	// The ledger's prefix carries its hash tag ("{orgconn}"); the store adds its own.
+	bare := strings.TrimSuffix(strings.TrimPrefix(prefix, "{"), "}")
+	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: apimode.NewStore(cfg.Redis, bare, 0), API: api, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--api: %w", err)
+	}
+	if res, err := resolver.Resolve(ctx); err != nil {
+		log.Warn("API mode not resolved at start; the worker tries again", "tenant", tenant, "configured", string(mode), "error", err)
+	} else {
+		log.Info("API mode", "tenant", tenant, "configured", string(mode), "mode", string(res.Mode), "source", string(res.Source))
+	}
+
 	wc := cfg.Worker
 	wc.Redis, wc.Ledger, wc.API, wc.Limiter, wc.Logger = cfg.Redis, cfg.Ledger, api, lim, log
+	wc.APIMode = resolver
 	wc.Observe = m.Task
 	if also := cfg.Worker.Observe; also != nil {
 		wc.Observe = func(a jobs.Action, o worker.Outcome) { m.Task(a, o); also(a, o) }
@@ -136,7 +163,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 		return nil, err
 	}
 	m.SetWorker(w.Config().Queue, w.Config().Concurrency)
-	return &Worker{Worker: w, Limiter: lim, API: api, Registry: reg, redis: cfg.Redis}, nil
+	return &Worker{Worker: w, Limiter: lim, API: api, APIMode: resolver, Registry: reg, redis: cfg.Redis}, nil
 }
 
 // Start begins taking tasks; from then on Ready reports the worker ready
