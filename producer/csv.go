@@ -44,8 +44,8 @@ func (l Limits) withDefaults() Limits {
 
 var (
 	requiredColumns = []string{jobs.FieldAction}
-	// sideColumns name each side of the pair: a header needs at least one
-	// column of each group.
+	// orgColumns and connectionColumns name each side of the pair, by id or
+	// by name: a header needs at least one column of each group.
 	orgColumns        = []string{jobs.FieldOrgID, jobs.FieldOrgName}
 	connectionColumns = []string{jobs.FieldConnectionID, jobs.FieldConnectionName}
 	flagColumns       = []string{jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup}
