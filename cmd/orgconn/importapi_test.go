@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/orgconn/orgconn/producer/webhook"
 	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/redistest"
 )
@@ -67,5 +69,25 @@ func TestImportRefusesInTheRememberedLegacyMode(t *testing.T) {
 	remember(apimode.Connections)
 	if code, out, errOut := runCmd(t, vars, "import", "--batch", "r2", path); code != exitOK || !strings.Contains(out, "enqueued 2 changes") {
 		t.Fatalf("remembered connections: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestServeRefusesInLegacyMode: serve --api legacy answers 422 to a change
+// that needs the Organization connections API, naming it, and queues it
+// with --api connections.
+func TestServeRefusesInLegacyMode(t *testing.T) {
+	r := redistest.New(t)
+	vars := map[string]string{"REDIS_URL": r.URL, "ORGCONN_QUEUE": r.Queue, "ORGCONN_KEY_PREFIX": r.Prefix, "ORGCONN_WEBHOOK_SECRET": serveSecret}
+	body := `{"changes":[{"action":"enable","org_id":"org_1","connection_id":"con_1"},{"action":"disable","org_id":"org_1","connection_id":"con_2"}]}`
+	for mode, want := range map[string]int{"legacy": http.StatusUnprocessableEntity, "connections": http.StatusAccepted} {
+		s := startServe(t, vars, "--api", mode)
+		code, out := post(t, s.url+webhook.PathChanges, "application/json", body, map[string]string{webhook.SignatureHeader: webhook.Sign(serveSecret, time.Now(), []byte(body))})
+		if code != want {
+			t.Errorf("--api %s: %d %s, want %d", mode, code, out, want)
+		}
+		if mode == "legacy" && !strings.Contains(out, `{"index":1,"problem":"action \"disable\" needs the Organization connections API; this tenant is in legacy mode"}`) {
+			t.Errorf("--api legacy: %s", out)
+		}
+		s.stop()
 	}
 }
