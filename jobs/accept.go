@@ -2,7 +2,8 @@ package jobs
 
 // Row is a line of a batch handed to the ledger: its 1-based line number and
 // its change. Producers hand rows over; the ledger (worker/ledger) records
-// each line of a batch at most once and fixes its place in its pair's order.
+// each line of a batch at most once and fixes its place in its pair's order,
+// the pair being Change.PairKey (ids, or a name not yet resolved).
 type Row struct {
 	Line   int
 	Change Change

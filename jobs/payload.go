@@ -15,6 +15,15 @@ import (
 const TypeChange = "orgconn:change:v1"
 
 // PayloadVersion is the version written into every payload of TypeChange.
+//
+// The fields added for the Organization connections API and for names
+// (organization_connection_name, organization_access_level, org_name,
+// connection_name) and the action disable are optional and left out when not
+// given, so they did not change the layout: payloads queued before them
+// decode unchanged, and a change without them encodes to the same bytes as
+// before. A worker built before them refuses a payload that carries them
+// (unknown fields, or an unknown action) and archives it as a bad payload:
+// upgrade every worker before importing changes that use them.
 const PayloadVersion = 1
 
 // Origin says where a change came from: a batch (a CSV import or one webhook

@@ -43,12 +43,26 @@ func (l Limits) withDefaults() Limits {
 }
 
 var (
-	requiredColumns = []string{jobs.FieldAction, jobs.FieldOrgID, jobs.FieldConnectionID}
-	optionalColumns = []string{jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup}
+	requiredColumns = []string{jobs.FieldAction}
+	// orgColumns and connectionColumns name each side of the pair, by id or
+	// by name: a header needs at least one column of each group.
+	orgColumns        = []string{jobs.FieldOrgID, jobs.FieldOrgName}
+	connectionColumns = []string{jobs.FieldConnectionID, jobs.FieldConnectionName}
+	flagColumns       = []string{jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup}
+	settingColumns    = []string{jobs.FieldOrgConnectionName, jobs.FieldAccessLevel}
 )
 
-// Columns lists the CSV columns orgconn reads, required ones first.
-func Columns() []string { return append(append([]string{}, requiredColumns...), optionalColumns...) }
+// Columns lists the CSV columns orgconn reads: action, the organization's id
+// and name, the connection's id and name, the three flags, then
+// organization_connection_name and organization_access_level. action is
+// required; a header needs org_id or org_name (or both), and connection_id
+// or connection_name (or both); the others are optional.
+func Columns() []string {
+	out := []string{jobs.FieldAction, jobs.FieldOrgID, jobs.FieldConnectionID}
+	out = append(out, flagColumns...)
+	out = append(out, settingColumns...)
+	return append(out, jobs.FieldOrgName, jobs.FieldConnectionName)
+}
 
 // ErrTooManyRows ends a read of a file with more rows than Limits.MaxRows.
 var ErrTooManyRows = errors.New("too many rows")
@@ -109,6 +123,11 @@ func NewCSVReader(r io.Reader, limits Limits) (*CSVReader, error) {
 	for _, c := range requiredColumns {
 		if !hasIndex(rd.index, c) {
 			errs = append(errs, RowError{line, c, "required column is missing from the header"})
+		}
+	}
+	for _, group := range [][]string{orgColumns, connectionColumns} {
+		if !hasIndex(rd.index, group[0]) && !hasIndex(rd.index, group[1]) {
+			errs = append(errs, RowError{line, group[0], fmt.Sprintf("required column is missing from the header (or give %s instead)", group[1])})
 		}
 	}
 	if len(errs) > 0 {
@@ -191,14 +210,24 @@ func (rd *CSVReader) parse(line int, rec []string) Record {
 	action, okA := get(jobs.FieldAction)
 	org, okO := get(jobs.FieldOrgID)
 	conn, okC := get(jobs.FieldConnectionID)
-	c := jobs.Change{OrgID: org, ConnectionID: conn}
+	orgName, okON := get(jobs.FieldOrgName)
+	connName, okCN := get(jobs.FieldConnectionName)
+	connectionName, okN := get(jobs.FieldOrgConnectionName)
+	c := jobs.Change{OrgID: org, ConnectionID: conn, OrgName: orgName, ConnectionName: connName, OrgConnectionName: connectionName}
 	if a, ok := jobs.ParseAction(action); ok {
 		c.Action = a
 	} else {
 		c.Action = jobs.Action(action)
 	}
+	if v, ok := get(jobs.FieldAccessLevel); ok {
+		l, err := jobs.ParseAccessLevel(v)
+		if err != nil {
+			out.Errors = append(out.Errors, RowError{line, jobs.FieldAccessLevel, err.Error()})
+		}
+		c.AccessLevel = l
+	}
 	flags := []*jobs.Flag{&c.AssignMembershipOnLogin, &c.ShowAsButton, &c.IsSignupEnabled}
-	for i, name := range optionalColumns {
+	for i, name := range flagColumns {
 		v, ok := get(name)
 		if !ok {
 			continue
@@ -210,7 +239,7 @@ func (rd *CSVReader) parse(line int, rec []string) Record {
 		}
 		*flags[i] = f
 	}
-	if len(out.Errors) > 0 || !okA || !okO || !okC {
+	if len(out.Errors) > 0 || !okA || !okO || !okC || !okON || !okCN || !okN {
 		return out
 	}
 	for _, fe := range c.Validate() {

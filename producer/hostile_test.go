@@ -43,6 +43,7 @@ func physicalLines(data []byte) int {
 func FuzzReader(f *testing.F) {
 	f.Add([]byte("action,org_id,connection_id\nenable,org_1,con_1\n"))
 	f.Add([]byte("\uFEFFaction,org_id,connection_id\r\nremove,org_1,con_1\r\n"))
+	f.Add([]byte("action,org_name,connection_name,organization_connection_name,organization_access_level\ndisable,acme,google-oauth2,\"Acme \"\"G\"\"\",full\nupdate,Acme,x_y,,admin\n"))
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
 		f.Fatal(err)

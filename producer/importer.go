@@ -8,6 +8,14 @@
 // The ledger is an Accepter that cmd wires in: the producer imports no worker
 // package. Both inputs enqueue through one path, with the calls in flight
 // bounded and Redis retried under a Retry policy.
+//
+// Before anything is enqueued, changes are checked against the tenant
+// through two small interfaces cmd wires in: a ModeSource (a change that
+// needs the Organization connections API is refused on a tenant in legacy
+// mode) and a Resolver (organization and connection names are looked up,
+// each distinct name once per import or request, so that changes are
+// queued, and their pairs ordered, by id). NameResolver is the Resolver
+// over the Management API's look-ups, declared as a Directory.
 package producer
 
 import (
@@ -53,6 +61,24 @@ type Config struct {
 	// not end an import. The zero value retries for 1 min, with waits from
 	// 50 ms to 2 s.
 	Retry Retry
+	// Mode tells the tenant's API mode, asked once per import. In
+	// ModeLegacy every row that needs the Organization connections API is
+	// refused with its line and reason, as an invalid row is. Nil means
+	// ModeUnknown: such rows are let through and the worker decides.
+	Mode ModeSource
+	// ModeHint is added to a refusal in legacy mode to say how to change
+	// the mode, e.g. "--api". Empty adds nothing.
+	ModeHint string
+	// Resolver, if not nil, looks up every org_name and connection_name
+	// given without its id before anything is enqueued, each distinct name
+	// once per import: an unknown name makes its row invalid ("org_name: no
+	// organization named …"), and resolved rows are enqueued with their
+	// ids. Nil means rows with names are enqueued as they are, for the
+	// worker to resolve.
+	Resolver Resolver
+	// MaxNames bounds the distinct names one import looks up; the rows
+	// naming more are invalid. Zero means 100,000.
+	MaxNames int
 }
 
 // Progress reports work under way.
@@ -114,6 +140,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxErrors <= 0 {
 		cfg.MaxErrors = 1000
 	}
+	if cfg.MaxNames <= 0 {
+		cfg.MaxNames = 100_000
+	}
 	cfg.Retry = cfg.Retry.withDefaults()
 	cfg.Limits = cfg.Limits.withDefaults()
 	return cfg
@@ -133,7 +162,11 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 		return Result{}, err
 	}
 	defer cleanup()
-	res, err := im.check(f, name, opts)
+	run, err := im.start(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := im.check(ctx, run, f, name, opts)
 	if err != nil || opts.DryRun || res.Rejected || res.Valid == 0 {
 		res.Elapsed = time.Since(start)
 		return res, err
@@ -141,7 +174,7 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("read %s again: %w", name, err)
 	}
-	err = im.enqueue(ctx, f, res.Batch, "csv:"+name, res.Rows, &res)
+	err = im.enqueue(ctx, run, f, res.Batch, "csv:"+name, res.Rows, &res)
 	res.Elapsed = time.Since(start)
 	return res, err
 }
@@ -149,6 +182,13 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 // ValidateFile validates path ("-" for standard input) without touching
 // Redis: a dry run. cfg's Ledger and Queue are not used.
 func ValidateFile(path string, cfg Config, batch string) (Result, error) {
+	return ValidateFileContext(context.Background(), path, cfg, batch)
+}
+
+// ValidateFileContext is ValidateFile with a context for cfg's Mode and
+// Resolver: a dry run refuses what the tenant's mode cannot do and reports
+// unknown names as an import would, still without touching Redis.
+func ValidateFileContext(ctx context.Context, path string, cfg Config, batch string) (Result, error) {
 	start := time.Now()
 	im := &Importer{cfg: cfg.withDefaults()}
 	f, name, cleanup, err := openInput(path)
@@ -156,14 +196,111 @@ func ValidateFile(path string, cfg Config, batch string) (Result, error) {
 		return Result{}, err
 	}
 	defer cleanup()
-	res, err := im.check(f, name, Options{Batch: batch, DryRun: true})
+	run, err := im.start(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := im.check(ctx, run, f, name, Options{Batch: batch, DryRun: true})
 	res.Elapsed = time.Since(start)
 	return res, err
 }
 
+// run is what one import knows beyond its file: the tenant's mode and the
+// names looked up so far.
+type run struct {
+	mode  APIMode
+	names map[string]resolved // "o:" or "c:" and the name → its id
+}
+
+// resolved is a name's look-up: its id, or found false.
+type resolved struct {
+	id    string
+	found bool
+}
+
+// start asks the tenant's mode for one import.
+func (im *Importer) start(ctx context.Context) (*run, error) {
+	r := &run{names: map[string]resolved{}}
+	if im.cfg.Mode != nil {
+		m, err := im.cfg.Mode.Mode(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tell the tenant's API mode: %w", err)
+		}
+		r.mode = m
+	}
+	return r, nil
+}
+
+// admit checks a valid record against the tenant (its mode, then its names,
+// which it resolves in place) and appends the problems to rec.Errors. An
+// error means a look-up failed: the import cannot go on.
+func (im *Importer) admit(ctx context.Context, r *run, rec *Record) error {
+	if p := RefusedInMode(rec.Change, r.mode, im.cfg.ModeHint); p != "" {
+		rec.Errors = append(rec.Errors, RowError{Line: rec.Line, Problem: p})
+	}
+	if im.cfg.Resolver == nil || !rec.Change.Unresolved() {
+		return nil
+	}
+	c := &rec.Change
+	if c.OrgID == "" && c.OrgName != "" {
+		id, p, err := im.resolve(ctx, r, "o:", c.OrgName)
+		if err != nil {
+			return err
+		}
+		if p != "" {
+			rec.Errors = append(rec.Errors, RowError{Line: rec.Line, Field: jobs.FieldOrgName, Problem: p})
+		}
+		c.OrgID = id
+	}
+	if c.ConnectionID == "" && c.ConnectionName != "" {
+		id, p, err := im.resolve(ctx, r, "c:", c.ConnectionName)
+		if err != nil {
+			return err
+		}
+		if p != "" {
+			rec.Errors = append(rec.Errors, RowError{Line: rec.Line, Field: jobs.FieldConnectionName, Problem: p})
+		}
+		c.ConnectionID = id
+	}
+	return nil
+}
+
+// resolve looks a name up once per import: kind "o:" for an organization,
+// "c:" for a connection. It returns the id, or a problem for the row.
+func (im *Importer) resolve(ctx context.Context, r *run, kind, name string) (id, problem string, err error) {
+	what := map[string]string{"o:": "organization", "c:": "connection"}[kind]
+	v, ok := r.names[kind+name]
+	if !ok {
+		if len(r.names) >= im.cfg.MaxNames {
+			return "", fmt.Sprintf("the file names more than %d distinct organizations and connections: give ids, or split the file", im.cfg.MaxNames), nil
+		}
+		var id string
+		var found bool
+		if kind == "o:" {
+			id, found, err = im.cfg.Resolver.OrgID(ctx, name)
+		} else {
+			id, found, err = im.cfg.Resolver.ConnectionID(ctx, name)
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("look up %s %q: %w", what, name, err)
+		}
+		if found {
+			if p := jobs.CheckID(id); p != "" {
+				return "", "", fmt.Errorf("look up %s %q: the answer's id %s", what, name, p)
+			}
+		}
+		v = resolved{id: id, found: found}
+		r.names[kind+name] = v
+	}
+	if !v.found {
+		return "", fmt.Sprintf("no %s named %q", what, name), nil
+	}
+	return v.id, "", nil
+}
+
 // check validates r and names the batch.
-func (im *Importer) check(r io.Reader, name string, opts Options) (Result, error) {
-	res, hash, err := im.validate(r)
+func (im *Importer) check(ctx context.Context, run *run, r io.Reader, name string, opts Options) (Result, error) {
+	res, hash, err := im.validate(ctx, run, r)
 	if err != nil {
 		return res, err
 	}
@@ -230,13 +367,19 @@ func DefaultBatchName(fileName, contentHash string) string {
 }
 
 // Validate reads every row of r and reports the problems, without touching
-// Redis.
+// Redis. With a Mode or a Resolver configured it asks them as an import
+// would.
 func (im *Importer) Validate(r io.Reader) (Result, error) {
-	res, _, err := im.validate(r)
+	ctx := context.Background()
+	run, err := im.start(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	res, _, err := im.validate(ctx, run, r)
 	return res, err
 }
 
-func (im *Importer) validate(r io.Reader) (Result, string, error) {
+func (im *Importer) validate(ctx context.Context, run *run, r io.Reader) (Result, string, error) {
 	h := sha256.New()
 	rd, err := NewCSVReader(io.TeeReader(r, h), im.cfg.Limits)
 	var res Result
@@ -259,6 +402,11 @@ func (im *Importer) validate(r io.Reader) (Result, string, error) {
 		}
 		res.Rows++
 		if len(rec.Errors) == 0 {
+			if err := im.admit(ctx, run, &rec); err != nil {
+				return res, "", fmt.Errorf("line %d: %w", rec.Line, err)
+			}
+		}
+		if len(rec.Errors) == 0 {
 			res.Valid++
 		} else {
 			res.Invalid++
@@ -280,7 +428,7 @@ func (im *Importer) validate(r io.Reader) (Result, string, error) {
 
 // enqueue accepts the valid rows of r in chunks, in file order, and enqueues
 // their tasks with Concurrency calls in flight.
-func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source string, total int, res *Result) error {
+func (im *Importer) enqueue(ctx context.Context, run *run, r io.Reader, batch, source string, total int, res *Result) error {
 	rd, err := NewCSVReader(r, im.cfg.Limits)
 	if err != nil {
 		return err
@@ -334,6 +482,12 @@ func (im *Importer) enqueue(ctx context.Context, r io.Reader, batch, source stri
 			break
 		}
 		rows++
+		if len(rec.Errors) == 0 {
+			// Every name was looked up while validating: this asks no one.
+			if readErr = im.admit(ctx, run, &rec); readErr != nil {
+				break
+			}
+		}
 		if len(rec.Errors) > 0 {
 			continue
 		}

@@ -67,7 +67,7 @@ const long51 = "org_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJK"
 var badFile = strings.Join([]string{
 	"Action,ORG_ID,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled", // 1
 	"enable,org_1,con_1,true,,",      // 2 good
-	"disable,org_1,con_2,,,",         // 3 unknown action
+	"deactivate,org_1,con_2,,,",      // 3 unknown action
 	"enable,,con_1,,,",               // 4 empty id
 	"remove,org_1," + long51 + ",,,", // 5 id over 50 characters
 	"enable,org_2,con_1,yes,,",       // 6 flag yes
@@ -92,7 +92,7 @@ func TestImportReportsEveryBadRowAndEnqueuesNothing(t *testing.T) {
 	}
 	all := strings.Join(got, "\n")
 	for _, want := range []string{
-		`line 3: action: "disable" is not an action`,
+		`line 3: action: "deactivate" is not an action`,
 		`line 4: org_id: is empty`,
 		`line 5: connection_id: "` + long51[:23] + `…" is 51 characters, the limit is 50`,
 		`line 6: assign_membership_on_login: "yes" is not a flag value`,

@@ -175,3 +175,80 @@ func (s *Submitter) enqueue(ctx context.Context, sub Submission, rows []jobs.Row
 	err := enq.wait()
 	return int(n.Load()), err
 }
+
+// ChangeProblem is a problem of the change at Index of a list.
+type ChangeProblem struct {
+	Index   int
+	Field   string // the field, or "" for the change as a whole
+	Problem string
+}
+
+// AdmitChanges checks a list of valid changes against the tenant before they
+// are submitted, as an import checks its rows: in ModeLegacy each change
+// that needs the Organization connections API is refused (see
+// RefusedInMode, with hint); with a resolver, every name given without its
+// id is looked up (each distinct name once per call) and set in place as the
+// id, and an unknown name is a problem ("no organization named …"). It
+// returns every problem; the changes may be submitted only when there is
+// none. An error means a look-up failed: nothing should be submitted, and
+// the same request may be made again.
+func AdmitChanges(ctx context.Context, changes []jobs.Change, mode APIMode, hint string, res Resolver) ([]ChangeProblem, error) {
+	var out []ChangeProblem
+	type answer struct {
+		id    string
+		found bool
+	}
+	seen := map[string]answer{}
+	look := func(kind, name string) (answer, error) {
+		if a, ok := seen[kind+name]; ok {
+			return a, nil
+		}
+		var a answer
+		var err error
+		if kind == "o:" {
+			a.id, a.found, err = res.OrgID(ctx, name)
+		} else {
+			a.id, a.found, err = res.ConnectionID(ctx, name)
+		}
+		if err != nil {
+			return a, err
+		}
+		if a.found {
+			if p := jobs.CheckID(a.id); p != "" {
+				return a, fmt.Errorf("look up %q: the answer's id %s", name, p)
+			}
+		}
+		seen[kind+name] = a
+		return a, nil
+	}
+	for i := range changes {
+		c := &changes[i]
+		if p := RefusedInMode(*c, mode, hint); p != "" {
+			out = append(out, ChangeProblem{Index: i, Problem: p})
+		}
+		if res == nil {
+			continue
+		}
+		if c.OrgID == "" && c.OrgName != "" {
+			a, err := look("o:", c.OrgName)
+			if err != nil {
+				return nil, fmt.Errorf("look up organization %q: %w", c.OrgName, err)
+			}
+			if !a.found {
+				out = append(out, ChangeProblem{Index: i, Field: jobs.FieldOrgName, Problem: fmt.Sprintf("no organization named %q", c.OrgName)})
+			}
+			c.OrgID = a.id
+		}
+		if c.ConnectionID == "" && c.ConnectionName != "" {
+			a, err := look("c:", c.ConnectionName)
+			if err != nil {
+				return nil, fmt.Errorf("look up connection %q: %w", c.ConnectionName, err)
+			}
+			if !a.found {
+				out = append(out, ChangeProblem{Index: i, Field: jobs.FieldConnectionName, Problem: fmt.Sprintf("no connection named %q", c.ConnectionName)})
+			}
+			c.ConnectionID = a.id
+		}
+	}
+	return out, nil
+}

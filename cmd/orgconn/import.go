@@ -26,12 +26,26 @@ if any row is invalid, unless --skip-invalid is given. Each problem is
 reported as "line N: field: problem" (the header is line 1).
 
 The header names the columns, in any order and any case:
-  action                      enable, update or remove (required)
-  org_id                      organization id, e.g. org_abc123 (required)
-  connection_id               connection id, e.g. con_abc123 (required)
-  assign_membership_on_login  true, false or empty (not given)
-  show_as_button              true, false or empty
-  is_signup_enabled           true, false or empty
+  action                        enable, disable, update or remove (required)
+  org_id                        organization id, e.g. org_abc123
+  org_name                      or the organization's name (lowercase letters,
+                                digits, _ and -, 1-50, not starting org_)
+  connection_id                 connection id, e.g. con_abc123
+  connection_name               or the connection's name (letters, digits
+                                and -, 1-128)
+  assign_membership_on_login    true, false or empty (not given)
+  show_as_button                true, false or empty
+  is_signup_enabled             true, false or empty
+  organization_connection_name  1-50 characters, or empty
+  organization_access_level     none, readonly, limited, full, or empty
+A header needs org_id or org_name, and connection_id or connection_name. A
+row gives an id or a name for each side; with both, the id is used. disable,
+organization_connection_name and organization_access_level need the
+Organization connections API: when the tenant's mode (--api, below) is
+legacy, such rows are refused, each line named, and nothing is enqueued;
+while the mode is undecided (auto before a worker has probed), they are let
+through and the workers decide. Names are enqueued as given, for the workers
+to look up.
 
 Importing the same file again under the same batch name enqueues nothing new;
 an interrupted import is resumed by running the same command again.
@@ -105,7 +119,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors}
+	cfg := producer.Config{Limits: producer.Limits{MaxRows: *maxRows}, QueueName: q.queue, MaxErrors: *maxErrors, ModeHint: "--api"}
 	if !*asJSON {
 		cfg.Progress = func(p producer.Progress) {
 			if p.Total > 0 {
@@ -152,10 +166,16 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUnavailable, "import: %v", err)
 	}
 	api := apiModeJSON{Configured: mode, Mode: resolved.Mode, Source: resolved.Source, Tenant: tenant}
+	// Rows that need the newer endpoints are refused in legacy mode; auto (undecided) lets them through.
+	producerMode, err := producer.ParseAPIMode(string(resolved.Mode))
+	if err != nil {
+		return errorf(e, exitUnavailable, "import: %v", err)
+	}
+	cfg.Mode = producer.FixedMode(producerMode)
 
 	var res producer.Result
 	if *dryRun {
-		res, err = producer.ValidateFile(path, cfg, *batch)
+		res, err = producer.ValidateFileContext(ctx, path, cfg, *batch)
 	} else {
 		var im *producer.Importer
 		if im, err = producer.NewImporter(cfg); err == nil {

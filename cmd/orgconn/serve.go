@@ -12,7 +12,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/webhook"
+	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/metrics"
+	"github.com/orgconn/orgconn/worker/mgmt"
+	"github.com/orgconn/orgconn/worker/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -49,6 +52,13 @@ come from the environment or a file (VAR_FILE), never from flags:
 
 Every secret must be at least 16 characters (openssl rand -hex 32 makes one).
 
+--api (env ORGCONN_API) is the tenant's API mode, as for import: legacy,
+connections or auto (the mode the workers remembered for the tenant of
+AUTH0_DOMAIN; undecided until a worker has probed). In legacy mode a change
+needing the Organization connections API (disable,
+organization_connection_name, organization_access_level) is answered 422,
+and an event whose rules call for one is refused.
+
 serve listens on 127.0.0.1:8080, this machine only, unless told otherwise:
 --addr :8080 (or 0.0.0.0:8080) listens on all interfaces. Put TLS in front
 (a load balancer or an ingress): Auth0 only delivers to https URLs.
@@ -73,11 +83,25 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	maxChanges := f.Int("max-changes", webhook.DefaultMaxChanges, "most changes in one /v1/changes request")
 	shutdown := f.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	mt := f.withMetricsToken()
+	apiFlag := f.withAPIMode()
+	domain := f.String("auth0-domain", e.getenv("AUTH0_DOMAIN"), "the tenant (domain or base URL; env AUTH0_DOMAIN), whose remembered API mode --api auto reads")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if f.NArg() != 0 {
 		return errorf(e, exitUsage, "serve: unexpected argument %q", f.Arg(0))
+	}
+	mode, err := apiMode(*apiFlag)
+	if err != nil {
+		return errorf(e, exitUsage, "serve: %v", err)
+	}
+	tenant := ""
+	if *domain != "" {
+		base, err := mgmt.BaseURL(*domain)
+		if err != nil {
+			return errorf(e, exitUsage, "serve: --auth0-domain: %v", err)
+		}
+		tenant = ratelimit.TenantOf(base)
 	}
 	log, err := f.logger()
 	if err != nil {
@@ -112,6 +136,15 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(rdb), log, q.queue))
 	cfg.Submitter, cfg.Redis, cfg.KeyPrefix = sub, rdb, l.Prefix()
 	cfg.Registerer, cfg.Logger = reg, log
+	var store *apimode.Store // auto reads the mode the workers remembered for the tenant
+	if tenant != "" {
+		store = apimode.NewStore(rdb, q.prefix, 0)
+	}
+	modes, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store})
+	if err != nil {
+		return errorf(e, exitUsage, "serve: %v", err)
+	}
+	cfg.Mode = modeSource{modes}
 	h, err := webhook.New(cfg)
 	if err != nil {
 		return errorf(e, exitUsage, "serve: %v", err)
@@ -146,6 +179,19 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// modeSource gives the webhook the tenant's API mode as apimode resolves it
+// (configured, or remembered from a worker's probe; undecided is unknown).
+type modeSource struct{ r *apimode.Resolver }
+
+// Mode returns the resolved mode in the producer's terms.
+func (m modeSource) Mode(ctx context.Context) (producer.APIMode, error) {
+	res, err := m.r.Resolve(ctx)
+	if err != nil {
+		return producer.ModeUnknown, err
+	}
+	return producer.ParseAPIMode(string(res.Mode))
 }
 
 // serveConfig reads the endpoints' authentication from the environment and

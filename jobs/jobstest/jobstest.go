@@ -141,7 +141,7 @@ func Generate(t Tenant, o Options) []Row {
 // invalidRow returns a row that import validation rejects.
 func invalidRow(line int, rng *rand.Rand) Row {
 	bad := [][]string{
-		{"disable", "org_x", "con_x", "", "", ""},
+		{"deactivate", "org_x", "con_x", "", "", ""},
 		{"enable", "", "con_x", "", "", ""},
 		{"enable", "org_x", "con_x", "yes", "", ""},
 		{"update", "org_x", "con_x", "", "", ""},

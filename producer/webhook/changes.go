@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/producer"
 )
 
@@ -18,8 +20,10 @@ type changesResponse struct {
 }
 
 // serveChanges handles POST /v1/changes. Checks, in order: method (405),
-// Content-Type (415), body size (413), signature (401), body (400),
-// Idempotency-Key (400, 409, 422, or a replay), then the changes are
+// Content-Type (415), body size (413), signature (401), body (400), the
+// tenant (422: a change needing the Organization connections API on a
+// tenant in legacy mode, or an unknown name; 503 when the tenant cannot be
+// asked), Idempotency-Key (400, 409, 422, or a replay), then the changes are
 // submitted (202, or 503 when Redis fails).
 func (h *Handler) serveChanges(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -38,7 +42,7 @@ func (h *Handler) serveChanges(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", err.Error())
 		return
 	}
-	changes, problems := DecodeChanges(body, h.cfg.MaxChanges)
+	changes, envelope, problems := decodeChanges(body, h.cfg.MaxChanges)
 	if len(problems) > 0 {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid request", Errors: problems})
 		return
@@ -46,6 +50,16 @@ func (h *Handler) serveChanges(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
 	defer cancel()
+	refused, err := h.admit(ctx, changes, envelope)
+	if err != nil {
+		h.log.Error("changes not checked against the tenant", "error", err)
+		h.tenantUnavailable(w)
+		return
+	}
+	if len(refused) > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: "not possible on this tenant", Errors: refused})
+		return
+	}
 	sum := sha256.Sum256(body)
 	bodyHash := hex.EncodeToString(sum[:])
 	key, hasKey := r.Header.Get(IdempotencyHeader), len(r.Header.Values(IdempotencyHeader)) > 0
@@ -92,6 +106,43 @@ func (h *Handler) serveChanges(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeBody(w, http.StatusAccepted, out)
+}
+
+// admit checks changes against the tenant's mode and resolves their names
+// in place (see Config.Mode and Config.Resolver). It returns the problems,
+// with indexes when indexed is true; an error means the tenant could not be
+// asked.
+func (h *Handler) admit(ctx context.Context, changes []jobs.Change, indexed bool) ([]Problem, error) {
+	mode := producer.ModeUnknown
+	if h.cfg.Mode != nil {
+		m, err := h.cfg.Mode.Mode(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tell the tenant's API mode: %w", err)
+		}
+		mode = m
+	}
+	cps, err := producer.AdmitChanges(ctx, changes, mode, "", h.cfg.Resolver)
+	if err != nil {
+		return nil, err
+	}
+	var ps problems
+	for _, cp := range cps {
+		var index *int
+		if indexed {
+			i := cp.Index
+			index = &i
+		}
+		ps.add(index, cp.Field, cp.Problem)
+	}
+	return ps.result(), nil
+}
+
+// tenantUnavailable answers 503: the tenant's mode or a name could not be
+// told; the same request may be sent again.
+func (h *Handler) tenantUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "temporarily unavailable",
+		"the tenant could not be asked (its API mode, or a name look-up): send the same request again")
 }
 
 // answerRepeat answers a request whose Idempotency-Key was seen before.

@@ -245,7 +245,7 @@ func TestChangesBadBodiesAre400NamingEveryField(t *testing.T) {
 		want []Problem
 	}{
 		"malformed JSON": {`{"action":"enable",`, []Problem{{Problem: "malformed JSON"}}},
-		"unknown action": {`{"action":"disable","org_id":"org_1","connection_id":"con_1"}`, []Problem{{Field: "action", Problem: `"disable" is not an action`}}},
+		"unknown action": {`{"action":"deactivate","org_id":"org_1","connection_id":"con_1"}`, []Problem{{Field: "action", Problem: `"deactivate" is not an action`}}},
 		"over-long id":   {`{"action":"remove","org_id":"` + long + `","connection_id":"con_1"}`, []Problem{{Field: "org_id", Problem: "is 51 characters, the limit is 50"}}},
 		"dot segment id": {`{"action":"remove","org_id":"org_abc","connection_id":".."}`, []Problem{{Field: "connection_id", Problem: `".." contains ".": only letters, digits, "_" and "-" are allowed`}}},
 		"unicode id":     {`{"action":"remove","org_id":"org_\u00e9","connection_id":"con_1"}`, []Problem{{Field: "org_id", Problem: `only letters, digits, "_" and "-" are allowed`}}},

@@ -40,16 +40,27 @@ func (p Problem) String() string {
 const DefaultMaxChanges = 1000
 
 // changeFields are the fields of a change in a JSON body.
-var changeFields = []string{jobs.FieldAction, jobs.FieldOrgID, jobs.FieldConnectionID, jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup}
+var changeFields = []string{jobs.FieldAction, jobs.FieldOrgID, jobs.FieldConnectionID, jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup,
+	jobs.FieldOrgConnectionName, jobs.FieldAccessLevel, jobs.FieldOrgName, jobs.FieldConnectionName}
 
 // DecodeChanges decodes and validates a /v1/changes body: one change, or
 // {"changes":[…]} with 1 to max changes. Fields and rules are those of a CSV
-// row; flags are JSON booleans; unknown and repeated fields are refused.
+// row; flags are JSON booleans; organization_connection_name,
+// organization_access_level, org_name and connection_name are strings, and
+// null for any of them means not given (an empty string is refused: leave
+// the field out); unknown and repeated fields are refused.
 //
 // It is all or nothing: either every change is valid and the complete list is
 // returned with no problems, or nil is returned with every problem found (at
 // most MaxProblems of them).
 func DecodeChanges(body []byte, max int) ([]jobs.Change, []Problem) {
+	changes, _, ps := decodeChanges(body, max)
+	return changes, ps
+}
+
+// decodeChanges is DecodeChanges, also telling whether the body was an
+// envelope ({"changes":[…]}), whose problems carry indexes.
+func decodeChanges(body []byte, max int) (_ []jobs.Change, envelope bool, _ []Problem) {
 	if max <= 0 {
 		max = DefaultMaxChanges
 	}
@@ -57,18 +68,17 @@ func DecodeChanges(body []byte, max int) ([]jobs.Change, []Problem) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		ps.add(nil, "", `the body is empty: send one change, or {"changes":[…]}`)
-		return nil, ps.result()
+		return nil, envelope, ps.result()
 	}
 	members, err := readObject(trimmed)
 	if err == errNotObject {
 		ps.add(nil, "", `the body must be a JSON object: one change, or {"changes":[…]}`)
-		return nil, ps.result()
+		return nil, envelope, ps.result()
 	}
 	if err != nil {
 		ps.add(nil, "", err.Error())
-		return nil, ps.result()
+		return nil, envelope, ps.result()
 	}
-	envelope := false
 	for _, m := range members {
 		if m.name == "changes" {
 			envelope = true
@@ -77,9 +87,9 @@ func DecodeChanges(body []byte, max int) ([]jobs.Change, []Problem) {
 	if !envelope {
 		c := decodeChange(members, nil, &ps)
 		if len(ps.list) > 0 {
-			return nil, ps.result()
+			return nil, envelope, ps.result()
 		}
-		return []jobs.Change{c}, nil
+		return []jobs.Change{c}, false, nil
 	}
 
 	var items []json.RawMessage
@@ -108,7 +118,7 @@ func DecodeChanges(body []byte, max int) ([]jobs.Change, []Problem) {
 		}
 	}
 	if len(ps.list) > 0 {
-		return nil, ps.result()
+		return nil, envelope, ps.result()
 	}
 	out := make([]jobs.Change, len(items))
 	for i, raw := range items {
@@ -120,9 +130,9 @@ func DecodeChanges(body []byte, max int) ([]jobs.Change, []Problem) {
 		out[i] = decodeChange(ms, &i, &ps)
 	}
 	if len(ps.list) > 0 {
-		return nil, ps.result()
+		return nil, envelope, ps.result()
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // decodeChange decodes one change's members and validates it, adding every
@@ -162,6 +172,37 @@ func decodeChange(members []member, index *int, ps *problems) jobs.Change {
 				c.OrgID = s
 			default:
 				c.ConnectionID = s
+			}
+		case jobs.FieldOrgConnectionName, jobs.FieldAccessLevel, jobs.FieldOrgName, jobs.FieldConnectionName:
+			if string(m.value) == "null" {
+				continue
+			}
+			s, err := decodeString(m.value)
+			if err == nil && s == "" {
+				err = fmt.Errorf("is empty: leave the field out (or null) when not given")
+			}
+			if err != nil {
+				ps.add(index, m.name, err.Error())
+				failed[m.name] = true
+				continue
+			}
+			switch m.name {
+			case jobs.FieldOrgConnectionName:
+				c.OrgConnectionName = s
+			case jobs.FieldAccessLevel:
+				l, err := jobs.ParseAccessLevel(s)
+				if err != nil {
+					ps.add(index, m.name, err.Error())
+					failed[m.name] = true
+					// Given, so that validation does not add "update needs
+					// at least one" on top.
+					l = jobs.LevelNone
+				}
+				c.AccessLevel = l
+			case jobs.FieldOrgName:
+				c.OrgName = s
+			default:
+				c.ConnectionName = s
 			}
 		case jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup:
 			if err := flags[m.name].UnmarshalJSON(m.value); err != nil {

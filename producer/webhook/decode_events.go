@@ -19,6 +19,37 @@ type Event struct {
 	// Org is data.object of an event whose type the rules handle; nil for
 	// other events, whose data is not read.
 	Org *Organization
+	// Connection is what an organization.connection.* event says of its
+	// pair, as far as it could be read; nil for other events.
+	Connection *ConnectionEvent
+}
+
+// Organization connection event types: they confirm writes (orgconn's or
+// anyone's) and queue nothing.
+const (
+	EventConnectionAdded   = "organization.connection.added"
+	EventConnectionUpdated = "organization.connection.updated"
+	EventConnectionRemoved = "organization.connection.removed"
+)
+
+// IsConnectionEvent reports whether eventType is one of the
+// organization.connection.* events.
+func IsConnectionEvent(eventType string) bool {
+	switch eventType {
+	case EventConnectionAdded, EventConnectionUpdated, EventConnectionRemoved:
+		return true
+	}
+	return false
+}
+
+// ConnectionEvent is the pair an organization.connection.* event is about.
+// The events are in Early Access and their data is not documented: the ids
+// are read from data.object's organization_id or organization.id, and
+// connection_id or connection.id, and left empty when absent or not valid
+// ids. Such an event is never refused for its data: it queues nothing.
+type ConnectionEvent struct {
+	OrgID        string
+	ConnectionID string
 }
 
 // Organization is the organization an event is about: its data.object.
@@ -137,10 +168,45 @@ func decodeEvent(raw []byte, index *int, handles func(string) bool, ps *problems
 	ev.Type = attr("type", ce.Type, maxAttrLength, true)
 	ev.Source = attr("source", ce.Source, maxSourceLength, true)
 	ev.Time = attr("time", ce.Time, maxAttrLength, false)
-	if ev.Type != "" && handles != nil && handles(ev.Type) {
+	switch {
+	case IsConnectionEvent(ev.Type):
+		ev.Connection = decodeConnectionEvent(ce.Data)
+	case ev.Type != "" && handles != nil && handles(ev.Type):
 		ev.Org = decodeOrganization(ce.Data, index, ps)
 	}
 	return ev
+}
+
+// decodeConnectionEvent reads what it can of an organization.connection.*
+// event's data; see ConnectionEvent.
+func decodeConnectionEvent(data json.RawMessage) *ConnectionEvent {
+	var d struct {
+		Object struct {
+			OrganizationID json.RawMessage `json:"organization_id"`
+			ConnectionID   json.RawMessage `json:"connection_id"`
+			Organization   struct {
+				ID json.RawMessage `json:"id"`
+			} `json:"organization"`
+			Connection struct {
+				ID json.RawMessage `json:"id"`
+			} `json:"connection"`
+		} `json:"object"`
+	}
+	out := &ConnectionEvent{}
+	if json.Unmarshal(data, &d) != nil {
+		return out
+	}
+	id := func(raws ...json.RawMessage) string {
+		for _, raw := range raws {
+			if s, err := decodeString(raw); err == nil && s != "" && jobs.CheckID(s) == "" {
+				return s
+			}
+		}
+		return ""
+	}
+	out.OrgID = id(d.Object.OrganizationID, d.Object.Organization.ID)
+	out.ConnectionID = id(d.Object.ConnectionID, d.Object.Connection.ID)
+	return out
 }
 
 // checkAttr returns what is wrong with a CloudEvent string attribute, or "".

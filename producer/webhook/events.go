@@ -30,7 +30,10 @@ type eventsResponse struct {
 // (405), credentials (401), Content-Type (415), body size (413), events
 // (400: Auth0 does not retry a 4xx, and such a delivery can never succeed),
 // then every event is processed in order (202 when any was applied, else
-// 200; 503 when Redis fails, so that Auth0 delivers again).
+// 200; 503 when Redis fails or the tenant cannot be asked, so that Auth0
+// delivers again). organization.connection.* events are confirmed and
+// deduplicated, and queue nothing; an event whose rule changes the tenant
+// cannot take (legacy mode, an unknown name) is refused, queueing nothing.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
@@ -84,6 +87,9 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) process(ctx context.Context, ev Event) (eventResult, error) {
 	res := eventResult{ID: ev.ID, Type: ev.Type}
 	logArgs := []any{"event_id", ev.ID, "event_type", ev.Type}
+	if ev.Connection != nil {
+		return h.confirm(ctx, ev)
+	}
 	if !h.cfg.Rules.Handles(ev.Type) {
 		res.Outcome = Ignored
 		h.log.Info("event ignored: no rule names its type", logArgs...)
@@ -95,6 +101,16 @@ func (h *Handler) process(ctx context.Context, ev Event) (eventResult, error) {
 	if len(changes) == 0 {
 		res.Outcome = NoRule
 		h.log.Info("event ignored: no rule matches its organization", logArgs...)
+		h.metrics.event(ev.Type, res.Outcome)
+		return res, nil
+	}
+	refused, err := h.admit(ctx, changes, true)
+	if err != nil {
+		return res, err
+	}
+	if len(refused) > 0 {
+		res.Outcome = Refused
+		h.log.Warn("event refused: its changes are not possible on this tenant", append(logArgs, "problems", len(refused), "first", refused[0].String())...)
 		h.metrics.event(ev.Type, res.Outcome)
 		return res, nil
 	}
@@ -133,6 +149,27 @@ func (h *Handler) process(ctx context.Context, ev Event) (eventResult, error) {
 	h.metrics.accepted.WithLabelValues(endpointEvents).Add(float64(receipt.Accepted))
 	h.metrics.event(ev.Type, res.Outcome)
 	h.log.Info("event "+res.Outcome.String(), append(logArgs, "changes", len(changes))...)
+	return res, nil
+}
+
+// confirm records an organization.connection.* event: the first delivery of
+// its id is counted as confirmed, a redelivery as a duplicate (the same
+// marker as other events); nothing is queued. An error (Redis) means the
+// delivery should be answered 503 so that Auth0 delivers it again.
+func (h *Handler) confirm(ctx context.Context, ev Event) (eventResult, error) {
+	res := eventResult{ID: ev.ID, Type: ev.Type}
+	marker := h.cfg.KeyPrefix + ":event:" + strings.TrimPrefix(EventBatch(ev.ID), "evt-")
+	first, err := h.cfg.Redis.SetNX(ctx, marker, ev.ID, h.cfg.EventTTL).Result()
+	if err != nil {
+		return res, err
+	}
+	res.Outcome = Confirmed
+	if !first {
+		res.Outcome = Duplicate
+	}
+	h.metrics.event(ev.Type, res.Outcome)
+	h.log.Info("event "+res.Outcome.String()+": it confirms a write and queues nothing",
+		"event_id", ev.ID, "event_type", ev.Type, "org_id", ev.Connection.OrgID, "connection_id", ev.Connection.ConnectionID)
 	return res, nil
 }
 

@@ -29,9 +29,17 @@ const (
 	Ignored
 	// NoRule: rules name the event's type, but none matched its organization.
 	NoRule
+	// Confirmed: an organization.connection.added, updated or removed
+	// event, delivered for the first time: it confirms a write (orgconn's
+	// or anyone's) and queues nothing.
+	Confirmed
+	// Refused: the changes the rules call for cannot be made on this
+	// tenant (a change needing the Organization connections API in legacy
+	// mode, or an unknown name); nothing was queued.
+	Refused
 )
 
-// String returns applied, duplicate, ignored or no_rule.
+// String returns applied, duplicate, ignored, no_rule, confirmed or refused.
 func (o Outcome) String() string {
 	switch o {
 	case Applied:
@@ -42,6 +50,10 @@ func (o Outcome) String() string {
 		return "ignored"
 	case NoRule:
 		return "no_rule"
+	case Confirmed:
+		return "confirmed"
+	case Refused:
+		return "refused"
 	}
 	return "unknown"
 }
@@ -51,7 +63,7 @@ func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil 
 
 // UnmarshalText reads an outcome's String.
 func (o *Outcome) UnmarshalText(b []byte) error {
-	for _, c := range []Outcome{Applied, Duplicate, Ignored, NoRule} {
+	for _, c := range []Outcome{Applied, Duplicate, Ignored, NoRule, Confirmed, Refused} {
 		if c.String() == string(b) {
 			*o = c
 			return nil
@@ -100,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"endpoint"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orgconn_events_total",
-			Help: "Auth0 events received, by type (\"other\" for unlisted types) and outcome: applied, duplicate, ignored or no_rule.",
+			Help: "Auth0 events received, by type (\"other\" for unlisted types) and outcome: applied, duplicate, ignored, no_rule, confirmed (organization.connection.* events: they confirm writes and queue nothing) or refused.",
 		}, []string{"type", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "orgconn_webhook_request_duration_seconds",

@@ -45,6 +45,8 @@ type Rule struct {
 // Match selects organizations. Every condition given must hold; the zero
 // Match accepts every organization.
 type Match struct {
+	// Name, if not empty, must be the organization's name exactly.
+	Name string
 	// NamePrefix, if not empty, must begin the organization's name
 	// (case-sensitive).
 	NamePrefix string
@@ -55,6 +57,9 @@ type Match struct {
 
 // Matches reports whether org satisfies every condition of m.
 func (m Match) Matches(org Organization) bool {
+	if m.Name != "" && org.Name != m.Name {
+		return false
+	}
 	if m.NamePrefix != "" && !strings.HasPrefix(org.Name, m.NamePrefix) {
 		return false
 	}
@@ -122,17 +127,22 @@ type ruleSpec struct {
 }
 
 type matchSpec struct {
+	Name       *string           `yaml:"name" json:"name"`
 	NamePrefix *string           `yaml:"name_prefix" json:"name_prefix"`
 	Metadata   map[string]string `yaml:"metadata" json:"metadata"`
 }
 
 type changeSpec struct {
-	Action                  string      `yaml:"action" json:"action"`
-	OrgID                   *string     `yaml:"org_id" json:"org_id"`
-	ConnectionID            string      `yaml:"connection_id" json:"connection_id"`
-	AssignMembershipOnLogin *strictBool `yaml:"assign_membership_on_login" json:"assign_membership_on_login"`
-	ShowAsButton            *strictBool `yaml:"show_as_button" json:"show_as_button"`
-	IsSignupEnabled         *strictBool `yaml:"is_signup_enabled" json:"is_signup_enabled"`
+	Action                     string      `yaml:"action" json:"action"`
+	OrgID                      *string     `yaml:"org_id" json:"org_id"`
+	OrgName                    *string     `yaml:"org_name" json:"org_name"`
+	ConnectionID               string      `yaml:"connection_id" json:"connection_id"`
+	ConnectionName             string      `yaml:"connection_name" json:"connection_name"`
+	OrganizationConnectionName string      `yaml:"organization_connection_name" json:"organization_connection_name"`
+	OrganizationAccessLevel    string      `yaml:"organization_access_level" json:"organization_access_level"`
+	AssignMembershipOnLogin    *strictBool `yaml:"assign_membership_on_login" json:"assign_membership_on_login"`
+	ShowAsButton               *strictBool `yaml:"show_as_button" json:"show_as_button"`
+	IsSignupEnabled            *strictBool `yaml:"is_signup_enabled" json:"is_signup_enabled"`
 }
 
 // strictBool is a flag in a rules file: a YAML or JSON boolean, never a
@@ -219,6 +229,12 @@ func (f rulesFile) check() (*Rules, error) {
 			bad(at+".event", fmt.Sprintf("%s is not supported: use %s", quoteShort(spec.Event), strings.Join(RuleEventTypes(), " or ")))
 		}
 		if m := spec.Match; m != nil {
+			if m.Name != nil {
+				if p := jobs.CheckOrgName(*m.Name); p != "" {
+					bad(at+".match.name", p)
+				}
+				rule.Match.Name = *m.Name
+			}
 			if m.NamePrefix != nil {
 				if *m.NamePrefix == "" {
 					bad(at+".match.name_prefix", "is empty: leave it out to match every name")
@@ -275,7 +291,7 @@ const placeholderOrg = "org_placeholder"
 // with the organization still to come.
 func (cs changeSpec) change() (jobs.Change, []jobs.FieldError) {
 	var problems []jobs.FieldError
-	c := jobs.Change{ConnectionID: cs.ConnectionID}
+	c := jobs.Change{ConnectionID: cs.ConnectionID, ConnectionName: cs.ConnectionName, OrgConnectionName: cs.OrganizationConnectionName}
 	if a, ok := jobs.ParseAction(cs.Action); ok {
 		c.Action = a
 	} else {
@@ -283,6 +299,17 @@ func (cs changeSpec) change() (jobs.Change, []jobs.FieldError) {
 	}
 	if cs.OrgID != nil {
 		problems = append(problems, jobs.FieldError{Field: jobs.FieldOrgID, Problem: "must not be set: the organization comes from the event"})
+	}
+	if cs.OrgName != nil {
+		problems = append(problems, jobs.FieldError{Field: jobs.FieldOrgName, Problem: "must not be set: the organization comes from the event (to select organizations by name, use match.name)"})
+	}
+	if cs.OrganizationAccessLevel != "" {
+		l, err := jobs.ParseAccessLevel(cs.OrganizationAccessLevel)
+		if err != nil {
+			problems = append(problems, jobs.FieldError{Field: jobs.FieldAccessLevel, Problem: err.Error()})
+			l = jobs.LevelNone
+		}
+		c.AccessLevel = l
 	}
 	for _, f := range []struct {
 		v   *strictBool

@@ -76,6 +76,20 @@ type Config struct {
 	// ignored.
 	Rules *Rules
 
+	// Mode tells the tenant's API mode, asked once per request that
+	// carries changes. In legacy mode a change that needs the Organization
+	// connections API is refused: /v1/changes answers 422 naming each
+	// such change, and an event whose rules call for one is "refused". Nil
+	// means the mode is unknown: such changes are let through and the
+	// worker decides.
+	Mode producer.ModeSource
+	// Resolver, if not nil, looks up every org_name and connection_name
+	// given without its id before anything is submitted (a
+	// producer.NameResolver with a TTL): an unknown name makes /v1/changes
+	// answer 422 naming the change and field, and an event "refused". Nil
+	// means names are submitted as given, for the worker to resolve.
+	Resolver producer.Resolver
+
 	// MaxChanges bounds the changes of one /v1/changes request. Zero means
 	// DefaultMaxChanges (1000); at most producer.MaxSubmitChanges.
 	MaxChanges int
