@@ -315,12 +315,12 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 var fleetGuards = map[string]struct{ minUtil, maxRatio float64 }{
 	"shared":        {0.90, 0.02},
 	"split":         {0.90, 0.02},
-	"burst-headers": {0.90, 0.02},
-	"alternate":     {0.85, 0.02},
-	"window":        {0.10, 0.25}, // not solved: fixed windows defeat the continuous model
+	"burst-headers": {0.90, 0.035}, // the hidden bucket is found with 2–3% refused
+	"alternate":     {0.82, 0.02},  // a slow start: answers alternate, each bucket probed on half of them
+	"window":        {0.88, 0.05},  // windows are found, but the 1-s window refuses at some edges
 	"reset-now":     {0.90, 0.02},
 	"essentials":    {0.90, 0.02},
-	"enterprise":    {0.30, 0.02}, // not solved: a guessed global burst bucket of 50 is slow to find
+	"enterprise":    {0.80, 0.02}, // discovery from 24x below the hidden write bucket costs ~5 s
 }
 
 // A fleet over every shape of the zoo. Each case is a subtest:

@@ -400,7 +400,21 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 			}
 		}
 		a.bucket, a.remaining, a.count = id, rl.Remaining, tk.counts[id]
+		if rl.Reset.Unix() > 0 {
+			a.resetIn, a.hasReset = rl.Reset.Sub(e.Received), true
+		}
 		a.startBurst, a.startRate = rl.Limit, l.startRate(cls, rl.Limit)
+		if a.hasReset && a.resetIn >= time.Second && rl.Remaining < rl.Limit {
+			// A bucket first described when it is short of tokens (the
+			// tightest of several) is full again at its Reset: it
+			// refills at least that fast. Started at the slowest guess
+			// instead, it would pace every call of its class while
+			// answers describe it only when it is the tightest — never
+			// full enough to be probed. (If Reset means "the next
+			// token", this overestimates; the bucket's first 429 then
+			// measures it.)
+			a.startRate = max(a.startRate, float64(rl.Limit-rl.Remaining)/a.resetIn.Seconds())
+		}
 	}
 	if !a.refused && a.bucket == "" {
 		return

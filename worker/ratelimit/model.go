@@ -55,9 +55,33 @@ import (
 //     said no, and "hidden-w" (or "hidden-r") paces the class. A 429 with
 //     no headers is "w0" (or "r0").
 //   - Hidden: a bucket no success answer describes is found in closed loop
-//     while calls wait for it: doubled every second until a 429 measures
-//     it, then +1% a second up to 10% over the measurement (60% over a
+//     while calls wait for it: ×1.5 every half second until a 429
+//     measures it (+10% a second toward the rate it refused when that
+//     measure is only a lower bound), then +1% a second up to 10% over the measurement (60% over a
 //     first 429's lower bound), past that only after 30 s without a 429.
+//   - Bounds: what a bucket let through between two of its refusals is a
+//     lower bound on its refill (it was empty at both), exact when it set
+//     the pace throughout (no slower bucket, calls waiting, the pace not
+//     climbing fast from far below, and the refusal not far above what
+//     it let through); the rate it refused at is an upper bound. When the
+//     delivery is only a bound, the fleet paces a little above it (at
+//     most 25%) and climbs toward the middle of the bounds, more slowly
+//     the deeper the bucket; each refusal narrows them.
+//   - Reset: a bucket first described short of tokens, or refusing, is
+//     full again at its X-RateLimit-Reset, so it refills at least
+//     (Limit − Remaining) over that span (if Reset means "the next token"
+//     instead, this overestimates and the next refusal measures it).
+//   - Windows: a bucket that holds one Reset while it drains — over 1.5 s
+//     (strong), or losing exactly the calls made where a continuous
+//     refill at the slowest rate its Resets allow would have added 2.5
+//     tokens (weak), or refilling by half its size the moment its Reset
+//     moves on — is a fixed window (windowEvidence). It then lets Limit
+//     calls through per window, reserved window by window and synced to
+//     each answer's Remaining and Reset (reserveScript, answerScript);
+//     the step between Resets is its length. No refill is learned for it,
+//     it is never cut or retired, and reads are found sharing a write
+//     window when their answers, in its current window, find it drained
+//     (sharedWindow).
 //   - Retire: a bucket that none of the last retireAfter answers of its
 //     class described stops pacing (its classes become "-"): it does not
 //     bind (when headers describe the tightest bucket, a binding bucket is
@@ -71,6 +95,9 @@ const probeEvery = 250 * time.Millisecond
 // retireAfter is how many answers of a class may pass without describing a
 // bucket before it stops pacing.
 const retireAfter = 100
+
+// hiddenStep is how often a hidden bucket is raised while calls wait for it.
+const hiddenStep = 500 * time.Millisecond
 
 // maxProbeRate caps probing upwards (calls per second).
 const maxProbeRate = 1000
@@ -129,9 +156,33 @@ type learning struct {
 	delivered map[string]float64    // by bucket: the rate last set from what it let through
 	capped    map[string]time.Time  // by bucket: when probing first reached its cap over delivered
 	bound     map[string]bool       // by bucket: delivered is only a lower bound (its first 429)
-	demand    map[string]bool       // by class letter: a call waited for its slot in the last round
+	demand    map[string]bool       // by class letter: a call waited for its slot in the last round with answers
 	last      map[string]sample     // by bucket: the last success answer describing it
 	shared    map[int][2]int        // by size: evidence that reads and writes draw from one bucket {for, against}
+	// freeAt is, by bucket, the last time the learning found it not
+	// setting the pace of its class (another bucket was slower, or no
+	// call waited): what it let through since then is its refill, what
+	// it let through across that instant only a lower bound.
+	freeAt map[string]time.Time
+	// ceiling is, by bucket, the rate it refused at when what it let
+	// through was only a lower bound: its refill is between the two.
+	ceiling map[string]float64
+	// rampedAt is, by bucket, when its rate was last raised fast (×1.5
+	// while known only from below): what it let through across that
+	// instant is only a lower bound.
+	rampedAt map[string]time.Time
+	lower    map[string]float64 // by bucket: the best lower bound on its refill since its latest drop
+	// Fixed windows, by bucket: the first answer of the current Reset
+	// epoch, the evidence that the bucket is a window (an answer
+	// count), the shortest step seen between epochs, and where a bucket
+	// just found to be a window has its current window end.
+	epoch      map[string]sample
+	epochLast  map[string]sample  // the latest answer of that epoch
+	implied    map[string]float64 // the slowest continuous refill its Resets allow
+	windowEv   map[string]int
+	step       map[string]time.Duration
+	windowEnd  map[string]time.Time
+	windowUsed map[string]int
 }
 
 // refilledAtLeast is the refill two successive answers describing the same
@@ -196,16 +247,23 @@ func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
 	if dt < 0 || dt > 200*time.Millisecond {
 		return nil
 	}
+	if w.Window != 0 && !s.reset.IsZero() && !other.reset.IsZero() && (s.reset.Sub(other.reset) > 250*time.Millisecond || other.reset.Sub(s.reset) > 250*time.Millisecond) {
+		return nil // a window started between them: they say nothing of each other
+	}
 	slack := 1 + int(math.Ceil(math.Max(w.Rate, r.Rate)*dt.Seconds()))
 	ev := lg.shared[s.limit]
 	switch {
-	case other.remaining <= s.limit-3 && abs(s.remaining-other.remaining) <= slack:
+	case other.remaining <= s.limit-3 && s.remaining <= s.limit-3 && abs(s.remaining-other.remaining) <= slack:
 		ev[0]++
 	case s.remaining-other.remaining >= slack+2 || other.remaining-s.remaining >= slack+2:
 		ev[1]++
 	}
 	lg.shared[s.limit] = ev
-	if ev[0] < 5 || ev[0] < 3*ev[1] {
+	need := 5
+	if w.Window != 0 {
+		need = 3 // a window does not refill between two answers of one epoch: each comparison is exact
+	}
+	if ev[0] < need || ev[0] < 3*ev[1] {
 		return nil
 	}
 	l.log.Info("reads and writes draw from one bucket: pacing both by it", "bucket", w.ID, "size", s.limit)
@@ -231,7 +289,8 @@ func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
-		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}}
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{},
+		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -289,7 +348,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	}
 	changed := map[string]BucketState{}
 	set := func(b BucketState) { lg.model[b.ID] = b; changed[b.ID] = b }
-	clear(lg.demand)
+	answered := map[string]bool{} // by class letter: answers read this round
 	estimates := map[string]Estimate{}
 	probe := map[string]sample{}
 	for _, s := range samples {
@@ -304,6 +363,12 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			lg.accepted[cls]++
 			lg.described[s.bucket] = true
 		}
+		if !answered[cls] {
+			// Demand is what this round's answers say; a round without
+			// answers of the class (few calls, a pause) keeps the last.
+			answered[cls] = true
+			lg.demand[cls] = false
+		}
 		if s.waited {
 			lg.demand[cls] = true
 		}
@@ -315,12 +380,31 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 				estimates[s.bucket] = est
 			}
 		}
+		if b, ok := lg.model[s.bucket]; ok && !s.reset.IsZero() {
+			if w, ok := l.windowEvidence(s, b); ok {
+				set(w)
+			}
+		}
+		for _, b := range l.sharedWindow(s) {
+			set(b)
+		}
+		if b, ok := lg.model[s.bucket]; ok && b.Window != 0 {
+			// A fixed window: the answers set its count (answerScript);
+			// there is no refill rate to learn.
+			continue
+		}
 		switch {
 		case s.refused && s.stale:
 			// Reserved before a pause ended: it says nothing new.
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
 				rate, how := lg.afterRefusal(b, s.at, now)
+				if until := s.reset.Sub(s.at); until >= time.Second && float64(b.Burst)/until.Seconds() > rate {
+					// Empty now and full again at its Reset: it refills at
+					// least its size over that span (a window even gives
+					// all of it back at once).
+					rate, how = float64(b.Burst)/until.Seconds(), "reset"
+				}
 				lg.cut[s.bucket] = now
 				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how)
 				b.Rate, b.Source = rate, "cut"
@@ -358,20 +442,22 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	}
 	adopted := map[string]bool{}
 	for id, est := range estimates {
-		if b, ok := lg.model[id]; ok {
+		if b, ok := lg.model[id]; ok && b.Window == 0 {
 			if b, ok := l.adopt(b, est); ok {
 				set(b)
-				adopted[id] = true
-				lg.probed[id] = now // an estimate just moved it: no probe on top
+				if est.Basis == Measured {
+					adopted[id] = true
+					lg.probed[id] = now // a measurement just moved it: no probe on top
+				}
 			}
 		}
 	}
 	for id, s := range probe {
 		b, ok := lg.model[id]
-		if !ok || b.Rate >= maxProbeRate || now.Sub(lg.probed[id]) < probeEvery || now.Sub(lg.cut[id]) < 2*time.Second {
+		if !ok || b.Window != 0 || b.Rate >= maxProbeRate || lg.slowerThan(id, s.bucket[:1], b.Rate) || now.Sub(lg.probed[id]) < probeEvery || now.Sub(lg.cut[id]) < 2*time.Second {
 			continue
 		}
-		if adopted[id] || b.Source == string(Measured) && estimates[id].Rate > 0 {
+		if adopted[id] || b.Source == string(Measured) && estimates[id].Rate > 0 && estimates[id].Basis == Measured {
 			continue // a fresh estimate of this bucket stands
 		}
 		lg.probed[id] = now
@@ -384,15 +470,17 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	for _, b := range l.retireOrProbeHidden(now) {
 		set(b)
 	}
+	lg.markFree(answered, now)
 	for _, id := range sortedKeys(changed) {
 		b := changed[id]
 		rate := b.Rate
 		if b.Classes == "-" || rate == 0 {
 			rate = 0 // keep the numbers: only the classes change
 		}
-		if err := l.store.tune(ctx, tune{bucket: id, rate: rate, burst: b.Burst, classes: b.Classes, source: b.Source}); err != nil {
+		if err := l.store.tune(ctx, tune{bucket: id, rate: rate, burst: b.Burst, classes: b.Classes, source: b.Source, window: b.Window, windowEnd: lg.windowEnd[id], windowUsed: lg.windowUsed[id]}); err != nil {
 			return err
 		}
+		delete(lg.windowEnd, id)
 	}
 	return nil
 }
@@ -418,13 +506,25 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	}
 	past := lg.refusals[b.ID]
 	var delivered float64
+	saturated := false
 	for _, p := range past {
-		if span := at.Sub(p.at); span >= time.Second && span <= deliverySpanMax {
-			delivered = float64(accepted-p.accepted) / span.Seconds()
+		span := at.Sub(p.at)
+		if span < time.Second || span > deliverySpanMax {
+			continue
+		}
+		d := float64(accepted-p.accepted) / span.Seconds()
+		if !p.at.Before(lg.freeAt[b.ID]) && !p.at.Before(lg.rampedAt[b.ID]) && d >= 0.67*b.Rate {
+			// It set the pace throughout, the pace was not still
+			// climbing fast from far below, and it refused not far
+			// above what it let through: that is its refill.
+			delivered, saturated = d, true
 			break
 		}
+		if delivered == 0 {
+			delivered = d // the longest span, but only a lower bound
+		}
 	}
-	lg.bound[b.ID] = false
+	lg.bound[b.ID] = delivered > 0 && !saturated
 	if len(past) == 0 && !first.IsZero() && at.Sub(first) >= deliverySpanFirst && accepted > int64(b.Burst) {
 		// A lower bound: the bucket may have been full, and wasted
 		// refill, while something else paced the calls.
@@ -437,8 +537,40 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	}
 	lg.refusals[b.ID] = past
 	delete(lg.capped, b.ID)
+	if b.Source == "hidden" || !lg.described[b.ID] {
+		// It refused at this rate: its refill is below. Probing climbs
+		// back toward it, not past it.
+		lg.ceiling[b.ID] = b.Rate
+	}
+	if len(past) > 1 && delivered > 0 && (lg.bound[b.ID] || !lg.described[b.ID]) && delivered*deliveredShare < b.Rate {
+		// Between refusals, what it let through is a lower bound on its
+		// refill (it was empty at both), exact when it set the pace
+		// throughout; the rate it just refused is an upper bound. The
+		// two close in as refusals come: the lower bound is kept while
+		// it stays below the rate refused (else the limit fell).
+		lo := delivered * deliveredShare
+		if prev := lg.lower[b.ID]; prev > lo && prev < b.Rate {
+			lo = prev
+		}
+		lg.lower[b.ID], lg.ceiling[b.ID] = lo, b.Rate
+		if !lg.bound[b.ID] || b.Rate <= 1.15*lo {
+			lg.bound[b.ID] = false
+			lg.delivered[b.ID] = lo
+			return lo, "delivered"
+		}
+		// Another bucket set the pace for a while, or the pace climbed
+		// from far below: a little over the bound (at most 25%: a deep
+		// bucket takes long to drain, and refuses long after the pace
+		// passed its refill), and setting the pace from now on, its
+		// next refusal measures it.
+		mid := math.Sqrt(lo * b.Rate)
+		r := math.Min(mid, 1.25*lo)
+		lg.delivered[b.ID], lg.ceiling[b.ID] = r, mid
+		return r, "between"
+	}
 	if lg.bound[b.ID] && delivered*deliveredShare < b.Rate {
-		// A lower bound below the rate says nothing about the rate.
+		// A first refusal's lower bound below the rate says nothing
+		// about the rate.
 		delivered, lg.bound[b.ID] = 0, false
 	}
 	switch {
@@ -509,7 +641,7 @@ func (l *Limiter) refusedElsewhere(cls string, s sample, now time.Time) []Bucket
 	var out []BucketState
 	for _, id := range sortedKeys(lg.model) {
 		b := lg.model[id]
-		if id == s.bucket || !contains(b.Classes, cls) || b.Rate <= 0 || strings.HasPrefix(id, "plan-") || now.Sub(lg.cut[id]) < time.Second {
+		if id == s.bucket || b.Window != 0 || !contains(b.Classes, cls) || b.Rate <= 0 || strings.HasPrefix(id, "plan-") || now.Sub(lg.cut[id]) < time.Second {
 			continue
 		}
 		f := cutFactor(b.Source, now.Sub(lg.cut[id]))
@@ -530,6 +662,188 @@ func (l *Limiter) refusedElsewhere(cls string, s sample, now time.Time) []Bucket
 	return []BucketState{h}
 }
 
+// windowEvidence weighs what an answer says about whether its bucket is
+// a fixed window rather than a bucket that refills continuously, and
+// returns the bucket changed when that is now settled (or its window's
+// length newly known).
+//
+// An epoch is the answers that carry one X-RateLimit-Reset. A bucket that
+// refills continuously moves its Reset later as it drains (Reset is when
+// it is full again): one Reset held over answers 1.5 s apart while
+// Remaining fell is a window (strong evidence). Within a shorter epoch, a
+// Remaining that fell by exactly the calls between two answers although
+// a continuous refill over that span would have been 2.5 tokens or more
+// (at the slowest rate its Resets allow: a bucket at Remaining R with
+// Reset u away refills at least (Limit−R)/u) is evidence for (weak); one that fell by 3 or more fewer than the calls is evidence
+// against (a window refills only when it starts again). The step between
+// successive epochs is the window's length (the shortest seen: a window
+// described only near its end skips epochs).
+func (l *Limiter) windowEvidence(s sample, b BucketState) (BucketState, bool) {
+	lg := l.learn
+	if until := s.reset.Sub(s.at); until >= 100*time.Millisecond && 2*s.remaining <= s.limit {
+		// Were it refilling continuously, it would be full at Reset (or
+		// sooner: Reset is rounded up to a second): at least this fast.
+		lg.implied[s.bucket] = max(lg.implied[s.bucket], float64(s.limit-s.remaining)/until.Seconds())
+	}
+	e, ok := lg.epoch[s.bucket]
+	prev, hadPrev := lg.epochLast[s.bucket]
+	if !ok || s.reset.Sub(e.reset) > 250*time.Millisecond || e.reset.Sub(s.reset) > 250*time.Millisecond {
+		if !ok || s.reset.After(e.reset) {
+			lg.epoch[s.bucket], lg.epochLast[s.bucket] = s, s
+		}
+		if !ok || !s.reset.After(e.reset) {
+			return b, false
+		}
+		if b.Window == 0 && hadPrev && s.at.Sub(prev.at) <= 150*time.Millisecond && s.remaining-prev.remaining >= max(2, b.Burst/2) {
+			// Refilled by half its size or more in a moment, exactly
+			// as its Reset moved on: a window started (a bucket
+			// refilling continuously that fast would fill five times a
+			// second).
+			lg.windowEv[s.bucket] += 4
+			l.log.Debug("window evidence: refilled as Reset moved on", "bucket", s.bucket, "from", prev.remaining, "to", s.remaining, "ev", lg.windowEv[s.bucket])
+		}
+		d := s.reset.Sub(e.reset).Round(time.Millisecond)
+		if d < 900*time.Millisecond {
+			return b, false
+		}
+		if st := lg.step[s.bucket]; st == 0 || d < st {
+			lg.step[s.bucket] = d
+		}
+		if b.Window != 0 && b.Window != lg.step[s.bucket] {
+			b.Window = lg.step[s.bucket]
+			b.Rate = float64(b.Burst) / b.Window.Seconds()
+			l.log.Info("rate-limit window length learned", "bucket", b.ID, "limit", b.Burst, "window", b.Window)
+			return b, true
+		}
+		if b.Window != 0 || lg.windowEv[s.bucket] < windowSettled {
+			return b, false
+		}
+		return l.becomeWindow(s, b), true
+	}
+	if s.at.After(prev.at) {
+		lg.epochLast[s.bucket] = s
+	}
+	if b.Window != 0 {
+		return b, false
+	}
+	dt := s.at.Sub(e.at)
+	drop := e.remaining - s.remaining
+	ev := lg.windowEv[s.bucket]
+	switch {
+	case dt >= 1500*time.Millisecond && drop >= 2:
+		ev += 5
+	case !s.refused && !e.refused && e.count > 0 && s.count > e.count && dt >= 30*time.Millisecond && lg.implied[s.bucket]*dt.Seconds() >= 2.5:
+		// Calls of the other class may draw from it too: a drop above
+		// the calls counted is no refill either.
+		k := int(s.count - e.count)
+		if drop >= 1 && drop >= k-1 {
+			ev++
+		} else if drop <= k-3 {
+			ev -= 2
+		}
+	}
+	ev = max(ev, -10)
+	lg.windowEv[s.bucket] = ev
+	l.log.Debug("window evidence", "bucket", s.bucket, "ev", ev, "dt", dt, "drop", drop, "k", s.count-e.count, "implied", lg.implied[s.bucket], "reset", s.reset.Sub(s.at))
+	if ev < windowSettled {
+		return b, false
+	}
+	return l.becomeWindow(s, b), true
+}
+
+// becomeWindow makes b a fixed window whose current window ends at s's
+// Reset.
+func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
+	lg := l.learn
+	b.Window, b.Source = -1, "window"
+	if st := lg.step[s.bucket]; st > 0 {
+		b.Window = st
+		b.Rate = float64(b.Burst) / st.Seconds()
+	}
+	lg.windowEnd[b.ID] = s.reset
+	lg.windowUsed[b.ID] = max(b.Burst-s.remaining, 0)
+	l.log.Info("rate-limit bucket is a fixed window: pacing it window by window", "bucket", b.ID, "limit", b.Burst, "window", b.Window, "ends", s.reset)
+	return b
+}
+
+// sharedWindow weighs, for an answer to a read that describes a bucket of
+// the size of a write window, whether reads draw from that window too:
+// in the window's current epoch (same Reset), a read bucket of its own
+// would be nearly full (reads are few), while the shared window is
+// drained by the writes — a read answer that finds it 3 or more short
+// (or refuses) is evidence for; one nearly full while the window's
+// latest write answer was 4 or more short is evidence against. Three for
+// and thrice as many as against make the window pace both classes, as
+// mergeIfShared does for buckets that refill continuously.
+func (l *Limiter) sharedWindow(s sample) []BucketState {
+	lg := l.learn
+	if s.bucket[:1] != "r" || s.reset.IsZero() || s.stale {
+		return nil
+	}
+	wid := "w" + s.bucket[1:]
+	w, ok := lg.model[wid]
+	r := lg.model[s.bucket]
+	if !ok || w.Window == 0 || strings.Contains(w.Classes, "r") || r.Classes == "-" {
+		return nil
+	}
+	e, ok := lg.epochLast[wid]
+	if !ok || s.reset.Sub(e.reset) > 250*time.Millisecond || e.reset.Sub(s.reset) > 250*time.Millisecond {
+		return nil
+	}
+	ev := lg.shared[s.limit]
+	switch {
+	case s.refused || s.remaining <= s.limit-3:
+		ev[0]++
+	case s.remaining >= s.limit-1 && e.remaining <= s.limit-4:
+		ev[1]++
+	}
+	lg.shared[s.limit] = ev
+	if ev[0] < 3 || ev[0] < 3*ev[1] {
+		return nil
+	}
+	l.log.Info("reads draw from the write window too: pacing both by it", "bucket", w.ID, "size", s.limit)
+	w.Classes, r.Classes = "rw", "-"
+	return []BucketState{w, r}
+}
+
+// windowSettled is the evidence (answers) that makes a bucket a window.
+const windowSettled = 8
+
+// refusedWithin reports whether the bucket refused a call within d of now:
+// a bucket described only when it refuses (a window that binds near its
+// end) is not retired for going undescribed in between.
+func (lg *learning) refusedWithin(id string, now time.Time, d time.Duration) bool {
+	past := lg.refusals[id]
+	return len(past) > 0 && now.Sub(past[len(past)-1].at) < d
+}
+
+// markFree records, for every bucket that does not set the pace of its
+// class this round (calls of the class were answered but none waited for
+// its slot, or another bucket paces it slower), that it is free now
+// (freeAt). A round without answers (a pause) changes nothing.
+func (lg *learning) markFree(answered map[string]bool, now time.Time) {
+	for id, b := range lg.model {
+		if b.Classes == "-" || b.Classes == "" || b.Rate <= 0 {
+			continue
+		}
+		cls := b.Classes[:1]
+		if answered[cls] && !lg.demand[cls] || lg.slowerThan(id, cls, b.Rate) {
+			lg.freeAt[id] = now
+		}
+	}
+}
+
+// slowerThan reports whether a bucket other than except paces class cls
+// at a rate clearly below rate.
+func (lg *learning) slowerThan(except, cls string, rate float64) bool {
+	for id, b := range lg.model {
+		if id != except && contains(b.Classes, cls) && b.Rate > 0 && b.Rate < 0.98*rate {
+			return true
+		}
+	}
+	return false
+}
+
 // hasPacer reports whether a bucket other than except paces the class.
 func (lg *learning) hasPacer(cls, except string) bool {
 	for id, b := range lg.model {
@@ -547,30 +861,50 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 	var out []BucketState
 	for _, id := range sortedKeys(lg.model) {
 		b := lg.model[id]
-		if b.Classes == "-" || strings.HasPrefix(id, "plan-") || b.Rate <= 0 {
-			continue
+		if b.Classes == "-" || strings.HasPrefix(id, "plan-") || b.Rate <= 0 || b.Window != 0 {
+			continue // a window may go undescribed for most of each window
 		}
 		if b.Source == "hidden" {
 			// Closed loop, as TCP finds a path's capacity: while calls
 			// wait for it and it refuses none, a bucket no success answer
-			// describes is raised — fast (×2 a second) until a 429 has
-			// measured it, gently after.
-			if lg.demand[b.Classes[:1]] && now.Sub(lg.cut[id]) >= time.Second && now.Sub(lg.probed[id]) >= time.Second {
+			// describes is raised — fast (×2 every hiddenStep) until a
+			// 429 has measured it, gently (every second) after.
+			d, c := lg.delivered[id], lg.ceiling[id]
+			// Known only from below (never measured, or a lower bound
+			// and no rate it refused above): ×1.5 every hiddenStep.
+			// Below a rate it refused: up to 10% a second toward the
+			// middle of the bounds (less for a deep bucket).
+			// Measured, or near the rate it refused: +1% a second up to
+			// 10% over what it let through (up to the rate it refused);
+			// past that only after 30 s without a 429 (its limit may
+			// have been raised). A deep bucket drains slowly, so a fast
+			// climb would overshoot long before it refuses.
+			doubling := (d == 0 || lg.bound[id]) && !(c > 0 && c > b.Rate)
+			every := time.Second
+			if doubling {
+				every = hiddenStep
+			}
+			cls := b.Classes[:1]
+			if lg.demand[cls] && !lg.slowerThan(id, cls, b.Rate) && now.Sub(lg.cut[id]) >= time.Second && now.Sub(lg.probed[id]) >= every {
 				lg.probed[id] = now
-				rate := math.Min(b.Rate*2, maxProbeRate)
-				if d := lg.delivered[id]; d > 0 {
-					// Measured: +1% a second up to 10% over what it let
-					// through (+5% up to 60% over a first 429's lower
-					// bound); past that only after 30 s without a 429
-					// (its limit may have been raised). A deep bucket
-					// drains slowly, so a fast climb would overshoot
-					// long before it refuses.
-					step, limit := 1.01, 1.1
-					if lg.bound[id] {
-						step, limit = 1.05, 1.6 // only a lower bound
+				rate := math.Min(b.Rate*1.5, maxProbeRate)
+				switch {
+				case doubling:
+					lg.rampedAt[id] = now
+				case (lg.bound[id] || d == 0) && b.Rate < 0.92*c:
+					// The deeper the bucket, the longer it takes to
+					// refuse a pace above its refill: the slower the
+					// climb (10% a second for 5 tokens, 2% for 25).
+					rate = math.Min(b.Rate*(1+math.Min(0.1, 0.5/float64(max(b.Burst, 1)))), 0.92*c)
+				default:
+					limit := 1.1 * d
+					if lg.bound[id] || d == 0 {
+						limit = c
+					} else if c > 0 {
+						limit = math.Min(limit, c)
 					}
-					rate = b.Rate * step
-					if rate > limit*d {
+					rate = b.Rate * 1.01
+					if rate > limit {
 						if lg.capped[id].IsZero() {
 							lg.capped[id] = now
 						}
@@ -578,6 +912,7 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 							continue
 						}
 						lg.delivered[id], lg.capped[id] = rate, now
+						delete(lg.ceiling, id)
 					}
 				}
 				b.Rate = rate
@@ -591,7 +926,7 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			lg.seen[id] = lg.answers[cls] // first met now: count from here
 			continue
 		}
-		if lg.answers[cls]-seen > retireAfter {
+		if lg.answers[cls]-seen > retireAfter && !lg.refusedWithin(id, now, 30*time.Second) {
 			l.log.Info("rate-limit bucket no longer described: not pacing by it", "bucket", id, "answers", lg.answers[cls]-seen)
 			b.Classes = "-"
 			out = append(out, b)

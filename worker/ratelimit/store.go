@@ -24,7 +24,15 @@ import (
 //	<id>:tat       GCRA theoretical arrival time (µs since the epoch)
 //	<id>:n         calls that drew from it (a 429 is taken back out)
 //	<id>:src       where its numbers come from: plan, override, measured,
-//	               at-least, probing, cut, hidden
+//	               at-least, probing, cut, hidden, window
+//	<id>:win       absent or 0: the bucket refills continuously (GCRA);
+//	               otherwise it is a fixed window that lets <id>:burst
+//	               calls through per window of this many µs (-1: of a
+//	               length not known yet)
+//	<id>:wend      a window bucket's current window ends at this instant
+//	               (µs; 0: not known — it does not pace until an answer
+//	               says)
+//	<id>:wn        calls reserved in that window
 //
 // beside it the list <hash>:samples (the latest answers, newest first) and
 // the key <hash>:leader (the process that learns). Times are Redis's;
@@ -58,18 +66,52 @@ local h = KEYS[1]
 local pause = tonumber(redis.call('HGET', h, 'pause') or '0')
 local base = math.max(now, pause)
 local at = base
-local use = {}
+local use, wins = {}, {}
 for id in string.gmatch(redis.call('HGET', h, 'ids') or '', '%S+') do
-  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat')
+  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat', id .. ':win', id .. ':wend', id .. ':wn')
   local rate = tonumber(f[2] or '0') or 0
   if f[1] and string.find(f[1], ARGV[1], 1, true) and rate > 0 then
-    local T = 1000000 / rate
     local burst = math.max(tonumber(f[3] or '1') or 1, 1)
-    local tat = tonumber(f[4] or '0') or 0
-    local e = tat - (burst - 1) * T
-    if e > at then at = e end
-    use[#use + 1] = {id, T, tat}
+    local win = tonumber(f[5] or '0') or 0
+    if win ~= 0 then
+      wins[#wins + 1] = {id, win, tonumber(f[6] or '0') or 0, tonumber(f[7] or '0') or 0, burst}
+    else
+      local T = 1000000 / rate
+      local tat = tonumber(f[4] or '0') or 0
+      local e = tat - (burst - 1) * T
+      if e > at then at = e end
+      use[#use + 1] = {id, T, tat}
+    end
   end
+end
+-- A window bucket lets burst calls through per window: the window that
+-- holds instant t (its end and calls in it), rolled forward by whole
+-- windows; one of unknown length is open (0) once it has ended, until an
+-- answer says where the next one ends.
+local function place(w, t)
+  local wend, n = w[3], w[4]
+  if wend > 0 and t >= wend then
+    if w[2] > 0 then
+      wend = wend + (math.floor((t - wend) / w[2]) + 1) * w[2]
+    else
+      wend = 0
+    end
+    n = 0
+  end
+  return wend, n
+end
+-- A full window moves the call to the next one's start (plus a margin
+-- for the tenant's clock), which may fill another: a few passes settle it.
+for pass = 1, 4 do
+  local moved = false
+  for _, w in ipairs(wins) do
+    local wend, n = place(w, at)
+    if wend > 0 and n >= w[5] then
+      at = wend + ((w[2] > 0) and math.min(50000, w[2] / 100) or 20000)
+      moved = true
+    end
+  end
+  if not moved then break end
 end
 -- spaced: the slot comes after the previous call's by the bucket's spacing
 -- (not at once, not merely when a pause ends): calls reserved before it
@@ -87,6 +129,14 @@ for _, b in ipairs(use) do
   redis.call('HSET', h, b[1] .. ':tat', string.format('%.0f', tat))
   out[#out + 1] = b[1]
   out[#out + 1] = redis.call('HINCRBY', h, b[1] .. ':n', 1)
+end
+for _, w in ipairs(wins) do
+  local wend, n = place(w, at)
+  if wend > 0 then
+    redis.call('HSET', h, w[1] .. ':wend', string.format('%.0f', wend), w[1] .. ':wn', n + 1)
+  end
+  out[#out + 1] = w[1]
+  out[#out + 1] = redis.call('HINCRBY', h, w[1] .. ':n', 1)
 end
 return out
 `)
@@ -117,7 +167,8 @@ return out
 // buckets the call drew from with its counter in each ("id:n id:n"),
 // ARGV[12] the Redis time (µs) of
 // the call's reservation, ARGV[13] retention in seconds, ARGV[14] samples
-// kept, ARGV[15] the shortest pause in µs. A 429 refused by the described
+// kept, ARGV[15] the shortest pause in µs, ARGV[16] X-RateLimit-Reset as
+// µs after the answer was received ("" when none). A 429 refused by the described
 // bucket (Remaining 0) whose refill was learned from answers pauses no
 // longer than that bucket takes to fill: waiting longer throws refill away.
 // A call is stale when it was reserved before the latest pause was set.
@@ -136,6 +187,11 @@ if id ~= '' then
 end
 local flags = tonumber(ARGV[7])
 local refused = flags % 2 == 1
+-- When the answer's X-RateLimit-Reset falls, on the Redis clock (0: none).
+local resetAt = 0
+if ARGV[16] and ARGV[16] ~= '' then
+  resetAt = now - tonumber(ARGV[5]) + tonumber(ARGV[16])
+end
 local pf = redis.call('HMGET', h, 'pause', 'pauseat')
 local pause = tonumber(pf[1] or '0') or 0
 local stale = tonumber(ARGV[12]) < (tonumber(pf[2] or '0') or 0)
@@ -150,12 +206,22 @@ if refused then
   end
 end
 local rate, burst, src, tokens = 0, 0, '', 0
+-- planTokens: the fewest tokens left in a starting bucket that still paced
+-- the class; a bucket first described now starts with no more (the calls
+-- of the cold start drew from it too).
+local planTokens, created = nil, false
 if id ~= '' then
   local ids = redis.call('HGET', h, 'ids') or ''
   for p in string.gmatch(ids, '%S+') do
     if string.sub(p, 1, 5) == 'plan-' then
       local c = redis.call('HGET', h, p .. ':cls') or ''
       if string.find(c, cls, 1, true) then
+        local pf = redis.call('HMGET', h, p .. ':rate', p .. ':burst', p .. ':tat')
+        local pr = tonumber(pf[1] or '0') or 0
+        if pr > 0 then
+          local tk = (tonumber(pf[2] or '1') or 1) - math.max((tonumber(pf[3] or '0') or 0) - now, 0) * pr / 1000000
+          if planTokens == nil or tk < planTokens then planTokens = tk end
+        end
         c = string.gsub(c, cls, '')
         redis.call('HSET', h, p .. ':cls', (c == '' and '-') or c)
       end
@@ -164,14 +230,16 @@ if id ~= '' then
   if not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
     redis.call('HSET', h, 'ids', (ids == '' and id) or (ids .. ' ' .. id))
     redis.call('HSET', h, id .. ':cls', cls, id .. ':burst', ARGV[9], id .. ':rate', ARGV[10], id .. ':src', 'guess')
+    created = true
   else
     local c = redis.call('HGET', h, id .. ':cls') or '-'
     if not string.find(c, cls, 1, true) then
       redis.call('HSET', h, id .. ':cls', (c == '-' and cls) or (c .. cls))
     end
   end
-  local f = redis.call('HMGET', h, id .. ':rate', id .. ':burst', id .. ':tat', id .. ':n', id .. ':src')
+  local f = redis.call('HMGET', h, id .. ':rate', id .. ':burst', id .. ':tat', id .. ':n', id .. ':src', id .. ':win', id .. ':wend', id .. ':wn')
   rate, burst, src = tonumber(f[1] or '0') or 0, tonumber(f[2] or '1') or 1, f[5] or ''
+  local win = tonumber(f[6] or '0') or 0
   local count = tonumber(ARGV[4])
   local since = nil -- calls that drew from the bucket since this one
   if count > 0 then
@@ -190,11 +258,27 @@ if id ~= '' then
     end
     flags = flags - (flags % 4 >= 2 and 2 or 0)
   end
-  if since and rate > 0 then
+  if since and win ~= 0 and resetAt > 0 then
+    -- A window bucket: the answer's window ends at resetAt and had
+    -- burst − Remaining calls in it; since then, since more were reserved.
+    local wend, wn = tonumber(f[7] or '0') or 0, tonumber(f[8] or '0') or 0
+    local used = math.max(burst - tonumber(ARGV[3]) + since, 0)
+    tokens = burst - used
+    if resetAt > now and (wend == 0 or resetAt > wend + 250000) then
+      redis.call('HSET', h, id .. ':wend', string.format('%.0f', resetAt), id .. ':wn', used)
+    elseif math.abs(resetAt - wend) <= 250000 then
+      if used > wn then
+        redis.call('HSET', h, id .. ':wn', used)
+      elseif used + 1 < wn and flags % 4 >= 2 then
+        redis.call('HSET', h, id .. ':wn', used + 1)
+      end
+    end
+  elseif since and rate > 0 then
     local T = 1000000 / rate
     local tat = tonumber(f[3] or '0') or 0
     tokens = tonumber(ARGV[3]) - since + tonumber(ARGV[5]) / T
     if tokens > burst then tokens = burst end
+    if created and planTokens and tokens > planTokens then tokens = math.max(planTokens, 0) end
     -- A call that did not draw from this bucket counts the calls reserved
     -- since from the buckets it drew from; many of them reached the
     -- tenant before it (answers come back out of order): fewer than none
@@ -228,7 +312,7 @@ if id ~= '' then
   local seq = redis.call('HINCRBY', h, 'seq', 1)
   local at = now - tonumber(ARGV[5]) - tonumber(ARGV[6]) / 2
   local sflags = tonumber(ARGV[7]) + (stale and 4 or 0) + newpause * 8
-  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d', seq, at, id, ARGV[3], ARGV[4], burst, sflags))
+  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d %.0f', seq, at, id, ARGV[3], ARGV[4], burst, sflags, resetAt))
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[14]) - 1)
   redis.call('EXPIRE', KEYS[2], ARGV[13])
 end
@@ -242,7 +326,9 @@ return {math.floor(math.max(pause - now, 0)), math.floor(rate * 1000), burst, sr
 //
 // KEYS[1] the hash. ARGV[1] id, ARGV[2] rate ("" keeps, "0" stops pacing
 // by it), ARGV[3] burst ("" keeps), ARGV[4] classes ("" keeps), ARGV[5]
-// source ("" keeps).
+// source ("" keeps), ARGV[6] window in µs ("" keeps, "0" continuous, "-1"
+// a window of unknown length), ARGV[7] when a bucket becoming a window has
+// its current window end (µs), ARGV[8] the calls that window holds.
 var tuneScript = redis.NewScript(`
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
@@ -263,6 +349,15 @@ end
 if ARGV[3] ~= '' then redis.call('HSET', h, id .. ':burst', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', h, id .. ':cls', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', h, id .. ':src', ARGV[5]) end
+if ARGV[6] and ARGV[6] ~= '' then
+  local was = tonumber(redis.call('HGET', h, id .. ':win') or '0') or 0
+  redis.call('HSET', h, id .. ':win', ARGV[6])
+  if was == 0 and ARGV[7] ~= '' then
+    -- Becoming a window: the current one ends at ARGV[7] and holds
+    -- ARGV[8] calls (the answer that settled it; the next ones sync it).
+    redis.call('HSET', h, id .. ':wend', ARGV[7], id .. ':wn', ARGV[8] or 0)
+  end
+end
 return 0
 `)
 
@@ -379,6 +474,10 @@ type answer struct {
 	drewFrom   map[string]int64 // each bucket the call drew from → its counter with the call
 	reservedAt int64
 	floor      time.Duration // shortest pause
+	// resetIn is X-RateLimit-Reset less the instant the answer was
+	// received; hasReset false when the answer had none.
+	resetIn  time.Duration
+	hasReset bool
 }
 
 func drewList(m map[string]int64) string {
@@ -409,10 +508,14 @@ func (s *store) answer(ctx context.Context, a answer) (answered, error) {
 	if a.retryAfter {
 		flags |= 16
 	}
+	resetArg := ""
+	if a.hasReset {
+		resetArg = strconv.FormatInt(a.resetIn.Microseconds(), 10)
+	}
 	v, err := answerScript.Run(ctx, s.rdb, []string{s.key, s.samples},
 		a.bucket, a.class, a.remaining, a.count, a.age.Microseconds(), a.rtt.Microseconds(), flags, a.pause.Microseconds(),
 		a.startBurst, strconv.FormatFloat(a.startRate, 'g', 6, 64), drewList(a.drewFrom), a.reservedAt,
-		int64(s.retention/time.Second), s.keep, a.floor.Microseconds()).Slice()
+		int64(s.retention/time.Second), s.keep, a.floor.Microseconds(), resetArg).Slice()
 	if err != nil {
 		return answered{}, err
 	}
@@ -432,6 +535,12 @@ type tune struct {
 	burst   int
 	classes string
 	source  string
+	// window, when not 0, makes the bucket a fixed window of that length
+	// (negative: a window of unknown length) and starts it at windowEnd.
+	window    time.Duration
+	windowEnd time.Time
+	// windowUsed is what the current window already holds, when known.
+	windowUsed int
 }
 
 func (s *store) tune(ctx context.Context, t tune) error {
@@ -446,7 +555,16 @@ func (s *store) tune(ctx context.Context, t tune) error {
 	if t.burst > 0 {
 		burst = strconv.Itoa(t.burst)
 	}
-	return tuneScript.Run(ctx, s.rdb, []string{s.key}, t.bucket, rate, burst, t.classes, t.source).Err()
+	win, wend := "", ""
+	if t.window > 0 {
+		win = strconv.FormatInt(t.window.Microseconds(), 10)
+	} else if t.window < 0 {
+		win = "-1"
+	}
+	if win != "" && !t.windowEnd.IsZero() {
+		wend = strconv.FormatInt(t.windowEnd.UnixMicro(), 10)
+	}
+	return tuneScript.Run(ctx, s.rdb, []string{s.key}, t.bucket, rate, burst, t.classes, t.source, win, wend, t.windowUsed).Err()
 }
 
 func (s *store) cancel(ctx context.Context, ids []string) error {
@@ -481,8 +599,9 @@ type sample struct {
 	limit     int
 	refused   bool
 	waited    bool
-	stale     bool // the call was reserved before the latest pause was set
-	paused    bool // this 429 started or extended the pause
+	stale     bool      // the call was reserved before the latest pause was set
+	paused    bool      // this 429 started or extended the pause
+	reset     time.Time // the answer's X-RateLimit-Reset on the Redis clock; zero when none
 }
 
 // samplesSince returns the recorded answers after seq, oldest first.
@@ -494,7 +613,7 @@ func (s *store) samplesSince(ctx context.Context, seq int64) ([]sample, error) {
 	var out []sample
 	for _, r := range raw {
 		f := strings.Fields(r)
-		if len(f) != 7 {
+		if len(f) != 7 && len(f) != 8 {
 			continue
 		}
 		sm := sample{bucket: f[2]}
@@ -509,6 +628,11 @@ func (s *store) samplesSince(ctx context.Context, seq int64) ([]sample, error) {
 		sm.limit, _ = strconv.Atoi(f[5])
 		flags, _ := strconv.Atoi(f[6])
 		sm.refused, sm.waited, sm.stale, sm.paused = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+		if len(f) == 8 {
+			if r, _ := strconv.ParseInt(f[7], 10, 64); r > 0 {
+				sm.reset = time.UnixMicro(r)
+			}
+		}
 		out = append(out, sm)
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
@@ -525,6 +649,10 @@ type BucketState struct {
 	Rate    float64 `json:"rate"`   // tokens per second
 	Source  string  `json:"source"` // plan, override, guess, measured, at-least, probing, cut, hidden
 	Calls   int64   `json:"calls"`  // calls that drew from it
+	// Window is 0 for a bucket that refills continuously; for a fixed
+	// window, its length (Burst calls per window), or -1 ns when the
+	// length is not known yet.
+	Window time.Duration `json:"window,omitempty"`
 }
 
 // State is the fleet's current model of a tenant's budget.
@@ -545,6 +673,11 @@ func (s *store) state(ctx context.Context) (State, error) {
 		b.Burst, _ = strconv.Atoi(m[id+":burst"])
 		b.Rate, _ = strconv.ParseFloat(m[id+":rate"], 64)
 		b.Calls, _ = strconv.ParseInt(m[id+":n"], 10, 64)
+		if w, _ := strconv.ParseInt(m[id+":win"], 10, 64); w > 0 {
+			b.Window = time.Duration(w) * time.Microsecond
+		} else if w < 0 {
+			b.Window = -1
+		}
 		st.Buckets = append(st.Buckets, b)
 	}
 	sort.Slice(st.Buckets, func(i, j int) bool { return st.Buckets[i].ID < st.Buckets[j].ID })
@@ -558,5 +691,12 @@ func (s *store) state(ctx context.Context) (State, error) {
 }
 
 func (b BucketState) String() string {
+	if b.Window != 0 {
+		w := "?"
+		if b.Window > 0 {
+			w = b.Window.String()
+		}
+		return fmt.Sprintf("%s(%s) %d per %s window [%s]", b.ID, b.Classes, b.Burst, w, b.Source)
+	}
 	return fmt.Sprintf("%s(%s) burst %d, %.4g/s [%s]", b.ID, b.Classes, b.Burst, b.Rate, b.Source)
 }
