@@ -739,10 +739,12 @@ func (l *Limiter) windowEvidence(s sample, b BucketState) (BucketState, bool) {
 		if drop >= 1 && drop >= k-1 {
 			ev++
 		} else if drop <= k-3 {
-			ev -= 2
+			// (Calls counted here that another bucket refused drew
+			// nothing: weak evidence against.)
+			ev--
 		}
 	}
-	ev = max(ev, -10)
+	ev = max(ev, -4)
 	lg.windowEv[s.bucket] = ev
 	l.log.Debug("window evidence", "bucket", s.bucket, "ev", ev, "dt", dt, "drop", drop, "k", s.count-e.count, "implied", lg.implied[s.bucket], "reset", s.reset.Sub(s.at))
 	if ev < windowSettled {

@@ -106,8 +106,14 @@ for pass = 1, 4 do
   local moved = false
   for _, w in ipairs(wins) do
     local wend, n = place(w, at)
-    if wend > 0 and n >= w[5] then
-      at = wend + ((w[2] > 0) and math.min(50000, w[2] / 100) or 20000)
+    local margin = (w[2] > 0) and math.min(50000, w[2] / 100) or 20000
+    if wend > 0 and w[2] > 0 and at < wend - w[2] then
+      -- The model is already on a later window (calls were reserved in
+      -- it because the ones before were full): this call goes there too.
+      at = wend - w[2] + margin
+      moved = true
+    elseif wend > 0 and n >= w[5] then
+      at = wend + margin
       moved = true
     end
   end
@@ -130,13 +136,16 @@ for _, b in ipairs(use) do
   out[#out + 1] = b[1]
   out[#out + 1] = redis.call('HINCRBY', h, b[1] .. ':n', 1)
 end
+-- A window bucket's counter for the call is its place in its window (1
+-- for the first): the answer compares it with what the tenant counted.
 for _, w in ipairs(wins) do
   local wend, n = place(w, at)
   if wend > 0 then
     redis.call('HSET', h, w[1] .. ':wend', string.format('%.0f', wend), w[1] .. ':wn', n + 1)
   end
+  redis.call('HINCRBY', h, w[1] .. ':n', 1)
   out[#out + 1] = w[1]
-  out[#out + 1] = redis.call('HINCRBY', h, w[1] .. ':n', 1)
+  out[#out + 1] = n + 1
 end
 return out
 `)
@@ -253,24 +262,32 @@ if id ~= '' then
     -- from this one. Only a sync down is safe on that ground.
     since = 0
     for _, d in ipairs(drew) do
-      local n = tonumber(redis.call('HGET', h, d[1] .. ':n') or '0') or 0
-      since = math.max(since, n - d[2] + (refused and 1 or 0))
+      if (tonumber(redis.call('HGET', h, d[1] .. ':win') or '0') or 0) == 0 then
+        local n = tonumber(redis.call('HGET', h, d[1] .. ':n') or '0') or 0
+        since = math.max(since, n - d[2] + (refused and 1 or 0))
+      end
     end
     flags = flags - (flags % 4 >= 2 and 2 or 0)
   end
-  if since and win ~= 0 and resetAt > 0 then
-    -- A window bucket: the answer's window ends at resetAt and had
-    -- burst − Remaining calls in it; since then, since more were reserved.
+  if win ~= 0 and resetAt > 0 then
+    -- A window bucket: the answer's window ends at resetAt and the
+    -- tenant had counted burst − Remaining calls in it when this one
+    -- arrived; the call's counter (ARGV[4]) is its place in the
+    -- model's window (0: it did not draw from it). Calls the tenant
+    -- counted before it beyond those the model placed before it came
+    -- from elsewhere (other clients, calls of the other class): the
+    -- window holds that many more. Never fewer: answers overtake each
+    -- other, and a window only empties when the next one starts.
     local wend, wn = tonumber(f[7] or '0') or 0, tonumber(f[8] or '0') or 0
-    local used = math.max(burst - tonumber(ARGV[3]) + since, 0)
-    tokens = burst - used
+    local used = math.max(burst - tonumber(ARGV[3]), 0)
+    local place = tonumber(ARGV[4])
+    tokens = burst - math.max(used, wn)
     if resetAt > now and (wend == 0 or resetAt > wend + 250000) then
       redis.call('HSET', h, id .. ':wend', string.format('%.0f', resetAt), id .. ':wn', used)
     elseif math.abs(resetAt - wend) <= 250000 then
-      if used > wn then
-        redis.call('HSET', h, id .. ':wn', used)
-      elseif used + 1 < wn and flags % 4 >= 2 then
-        redis.call('HSET', h, id .. ':wn', used + 1)
+      local extra = (place > 0) and (used - place) or (used - wn)
+      if extra > 0 then
+        redis.call('HSET', h, id .. ':wn', wn + extra)
       end
     end
   elseif since and rate > 0 then

@@ -261,3 +261,38 @@ func TestReserveBeyondTheHorizonReservesNothing(t *testing.T) {
 		t.Fatalf("asked again within the horizon: %+v, want reserved in 50ms as the second call", r)
 	}
 }
+
+// A window bucket lets its size through per window: the calls beyond go
+// at the next window's start (plus the clock margin), counted in that
+// window; an answer from a later window moves the model to it.
+func TestWindowBucketReservesWindowByWindow(t *testing.T) {
+	s := newFixedStore(t)
+	ctx := context.Background()
+	s.mustSeed(t, "w3", "w", Bucket{Burst: 3, Rate: 3})
+	end := t0.Add(time.Second)
+	if err := s.tune(ctx, tune{bucket: "w3", window: time.Second, windowEnd: end, windowUsed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	for range 5 {
+		waits = append(waits, s.mustReserve(t, "w").wait)
+	}
+	// 1 used: two more now, then three at the next window's start (1 s
+	// + 10 ms margin: a hundredth of the window).
+	want := []time.Duration{0, 0, 1010 * time.Millisecond, 1010 * time.Millisecond, 1010 * time.Millisecond}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
+	}
+	if r := s.mustReserve(t, "w"); r.wait != 2010*time.Millisecond {
+		t.Errorf("sixth call waits %v, want 2.01s (the window after)", r.wait)
+	}
+	st, err := s.state(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Buckets) != 1 || st.Buckets[0].Window != time.Second {
+		t.Errorf("state %v, want w3 as a 1 s window", st.Buckets)
+	}
+}
