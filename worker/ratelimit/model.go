@@ -172,6 +172,7 @@ type learning struct {
 	// instant is only a lower bound.
 	rampedAt map[string]time.Time
 	lower    map[string]float64 // by bucket: the best lower bound on its refill since its latest drop
+	upper    map[string]float64 // by bucket: the rate it refused at while only a lower bound was known
 	// Fixed windows, by bucket: the first answer of the current Reset
 	// epoch, the evidence that the bucket is a window (an answer
 	// count), the shortest step seen between epochs, and where a bucket
@@ -289,7 +290,7 @@ func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
-		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{},
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{},
 		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}}
 }
 
@@ -565,7 +566,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		// next refusal measures it.
 		mid := math.Sqrt(lo * b.Rate)
 		r := math.Min(mid, 1.25*lo)
-		lg.delivered[b.ID], lg.ceiling[b.ID] = r, mid
+		lg.delivered[b.ID], lg.ceiling[b.ID], lg.upper[b.ID] = r, mid, b.Rate
 		return r, "between"
 	}
 	if lg.bound[b.ID] && delivered*deliveredShare < b.Rate {
@@ -883,7 +884,7 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			// climb would overshoot long before it refuses.
 			doubling := (d == 0 || lg.bound[id]) && !(c > 0 && c > b.Rate)
 			every := time.Second
-			if doubling {
+			if doubling && d == 0 {
 				every = hiddenStep
 			}
 			cls := b.Classes[:1]
@@ -891,6 +892,13 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 				lg.probed[id] = now
 				rate := math.Min(b.Rate*1.5, maxProbeRate)
 				switch {
+				case doubling && d > 0:
+					// Above a first refusal's lower bound: ×1.5 a second
+					// for a bucket of 5, less for a deeper one (×1.08
+					// for 30), which refuses a pace above its refill only
+					// once its depth has drained.
+					rate = b.Rate * (1 + math.Min(0.5, 2.5/float64(max(b.Burst, 1))))
+					lg.rampedAt[id] = now
 				case doubling:
 					lg.rampedAt[id] = now
 				case (lg.bound[id] || d == 0) && b.Rate < 0.92*c:
@@ -904,6 +912,22 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 						limit = c
 					} else if c > 0 {
 						limit = math.Min(limit, c)
+					}
+					if up := lg.upper[id]; lg.bound[id] && up > 0 && b.Rate >= 0.92*c && now.Sub(lg.cut[id]) >= 3*time.Second {
+						// It has taken the middle of its bounds for a
+						// while without refusing: that is its new lower
+						// bound, and the middle moves up (bisection).
+						lo := max(lg.lower[id], b.Rate)
+						lg.lower[id] = lo
+						if up <= 1.1*lo {
+							lg.bound[id], lg.delivered[id] = false, lo
+							delete(lg.upper, id)
+						} else {
+							lg.ceiling[id] = math.Sqrt(lo * up)
+						}
+						b.Rate = math.Min(b.Rate*(1+math.Min(0.1, 0.5/float64(max(b.Burst, 1)))), lg.ceiling[id])
+						out = append(out, b)
+						continue
 					}
 					rate = b.Rate * 1.01
 					if rate > limit {
