@@ -81,18 +81,19 @@ func pathID(field, id string) (string, error) {
 	return id, nil
 }
 
-// orgPath is the path of the organization's enabled connections.
-func orgPath(orgID string) (string, error) {
+// collectionPath is the path of one of the organization's collections of
+// connections: "enabled_connections" (legacy) or "connections" (newer).
+func collectionPath(orgID, collection string) (string, error) {
 	org, err := pathID("organization id", orgID)
 	if err != nil {
 		return "", err
 	}
-	return "/organizations/" + org + "/enabled_connections", nil
+	return "/organizations/" + org + "/" + collection, nil
 }
 
-// connPath is the path of one enabled connection of the organization.
-func connPath(orgID, connectionID string) (string, error) {
-	p, err := orgPath(orgID)
+// memberPath is the path of one connection in such a collection.
+func memberPath(orgID, collection, connectionID string) (string, error) {
+	p, err := collectionPath(orgID, collection)
 	if err != nil {
 		return "", err
 	}
@@ -101,6 +102,14 @@ func connPath(orgID, connectionID string) (string, error) {
 		return "", err
 	}
 	return p + "/" + conn, nil
+}
+
+// orgPath is the path of the organization's enabled connections.
+func orgPath(orgID string) (string, error) { return collectionPath(orgID, "enabled_connections") }
+
+// connPath is the path of one enabled connection of the organization.
+func connPath(orgID, connectionID string) (string, error) {
+	return memberPath(orgID, "enabled_connections", connectionID)
 }
 
 // List returns one page (0-based) of the organization's enabled connections,

@@ -220,25 +220,11 @@ type OrgConnectionPage struct {
 }
 
 // newerOrgPath is the path of the organization's associations on the newer endpoints.
-func newerOrgPath(orgID string) (string, error) {
-	org, err := pathID("organization id", orgID)
-	if err != nil {
-		return "", err
-	}
-	return "/organizations/" + org + "/connections", nil
-}
+func newerOrgPath(orgID string) (string, error) { return collectionPath(orgID, "connections") }
 
 // newerConnPath is the path of one association on the newer endpoints.
 func newerConnPath(orgID, connectionID string) (string, error) {
-	p, err := newerOrgPath(orgID)
-	if err != nil {
-		return "", err
-	}
-	conn, err := pathID("connection id", connectionID)
-	if err != nil {
-		return "", err
-	}
-	return p + "/" + conn, nil
+	return memberPath(orgID, "connections", connectionID)
 }
 
 // ListOrgConnections returns one page of the organization's associations, enabled or not
