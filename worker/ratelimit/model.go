@@ -812,6 +812,13 @@ func (l *Limiter) sharedWindow(s sample) []BucketState {
 // windowSettled is the evidence (answers) that makes a bucket a window.
 const windowSettled = 8
 
+// depthStep is the factor a climb raises a bucket of the given depth by in
+// one step: 1 + min(most, k/depth). The deeper the bucket, the longer it
+// takes to refuse a pace above its refill, the smaller the step.
+func depthStep(depth int, most, k float64) float64 {
+	return 1 + math.Min(most, k/float64(max(depth, 1)))
+}
+
 // refusedWithin reports whether the bucket refused a call within d of now:
 // a bucket described only when it refuses (a window that binds near its
 // end) is not retired for going undescribed in between.
@@ -870,21 +877,23 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 		if b.Source == "hidden" {
 			// Closed loop, as TCP finds a path's capacity: while calls
 			// wait for it and it refuses none, a bucket no success answer
-			// describes is raised — fast (×2 every hiddenStep) until a
-			// 429 has measured it, gently (every second) after.
+			// describes is raised.
+			//  - Known only from below (never measured: ×1.5 every
+			//    hiddenStep; above a first refusal's lower bound: by its
+			//    depth every second).
+			//  - Between a lower bound and a rate it refused: toward the
+			//    middle, by its depth; a middle held 3 s is the new lower
+			//    bound (bisection upward).
+			//  - Measured: +1% a second up to 10% over what it let
+			//    through (never past a rate it refused); past that only
+			//    after 30 s without a 429 (its limit may have been
+			//    raised).
+			// A deep bucket drains slowly, so a fast climb would
+			// overshoot long before it refuses.
 			d, c := lg.delivered[id], lg.ceiling[id]
-			// Known only from below (never measured, or a lower bound
-			// and no rate it refused above): ×1.5 every hiddenStep.
-			// Below a rate it refused: up to 10% a second toward the
-			// middle of the bounds (less for a deep bucket).
-			// Measured, or near the rate it refused: +1% a second up to
-			// 10% over what it let through (up to the rate it refused);
-			// past that only after 30 s without a 429 (its limit may
-			// have been raised). A deep bucket drains slowly, so a fast
-			// climb would overshoot long before it refuses.
-			doubling := (d == 0 || lg.bound[id]) && !(c > 0 && c > b.Rate)
+			fromBelow := (d == 0 || lg.bound[id]) && !(c > 0 && c > b.Rate)
 			every := time.Second
-			if doubling && d == 0 {
+			if fromBelow && d == 0 {
 				every = hiddenStep
 			}
 			cls := b.Classes[:1]
@@ -892,20 +901,17 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 				lg.probed[id] = now
 				rate := math.Min(b.Rate*1.5, maxProbeRate)
 				switch {
-				case doubling && d > 0:
-					// Above a first refusal's lower bound: ×1.5 a second
-					// for a bucket of 5, less for a deeper one (×1.08
-					// for 30), which refuses a pace above its refill only
+				case fromBelow && d > 0:
+					// ×1.5 a second for a bucket of 5, ×1.08 for 30: a
+					// deep bucket refuses a pace above its refill only
 					// once its depth has drained.
-					rate = b.Rate * (1 + math.Min(0.5, 2.5/float64(max(b.Burst, 1))))
+					rate = b.Rate * depthStep(b.Burst, 0.5, 2.5)
 					lg.rampedAt[id] = now
-				case doubling:
+				case fromBelow:
 					lg.rampedAt[id] = now
 				case (lg.bound[id] || d == 0) && b.Rate < 0.92*c:
-					// The deeper the bucket, the longer it takes to
-					// refuse a pace above its refill: the slower the
-					// climb (10% a second for 5 tokens, 2% for 25).
-					rate = math.Min(b.Rate*(1+math.Min(0.1, 0.5/float64(max(b.Burst, 1)))), 0.92*c)
+					// 10% a second for 5 tokens, 2% for 25.
+					rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), 0.92*c)
 				default:
 					limit := 1.1 * d
 					if lg.bound[id] || d == 0 {
@@ -925,7 +931,7 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 						} else {
 							lg.ceiling[id] = math.Sqrt(lo * up)
 						}
-						b.Rate = math.Min(b.Rate*(1+math.Min(0.1, 0.5/float64(max(b.Burst, 1)))), lg.ceiling[id])
+						b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), lg.ceiling[id])
 						out = append(out, b)
 						continue
 					}
