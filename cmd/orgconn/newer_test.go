@@ -5,14 +5,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/jobs/jobstest"
 	"github.com/orgconn/orgconn/producer"
+	"github.com/orgconn/orgconn/producer/webhook"
 	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt"
@@ -246,5 +249,40 @@ func TestImportResolvesNamesWithCredentials(t *testing.T) {
 	}
 	if diff := jobstest.DiffNewer(want, got); len(diff) > 0 {
 		t.Errorf("final state differs from the file (%d differences):\n%s", len(diff), strings.Join(diff[:min(len(diff), 20)], "\n"))
+	}
+}
+
+// TestServeLooksNamesUpWithCredentials: serve with the tenant's credentials
+// answers 422 naming an unknown organization name, and queues a change by
+// names with the ids it looked up.
+func TestServeLooksNamesUpWithCredentials(t *testing.T) {
+	sim, r, vars := simWithCredentials(t, mgmttest.Config{Orgs: 3, Connections: 2, Seed: 5})
+	vars["ORGCONN_WEBHOOK_SECRET"] = serveSecret
+	s := startServe(t, vars, "--api", "connections")
+	defer s.stop()
+	org := sim.Organizations()[0]
+	conn := sim.Connections()[0]
+	send := func(body string) (int, string) {
+		return post(t, s.url+webhook.PathChanges, "application/json", body, map[string]string{webhook.SignatureHeader: webhook.Sign(serveSecret, time.Now(), []byte(body))})
+	}
+	code, out := send(`{"changes":[{"action":"disable","org_name":"` + org.Name + `","connection_name":"` + conn.Name + `"},{"action":"enable","org_name":"acme","connection_id":"` + conn.ID + `"}]}`)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(out, `{"index":1,"field":"org_name","problem":"no organization named \"acme\""}`) {
+		t.Fatalf("an unknown name: %d %s", code, out)
+	}
+	code, out = send(`{"action":"disable","org_name":"` + org.Name + `","connection_name":"` + conn.Name + `","show_as_button":false}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("a change by names: %d %s", code, out)
+	}
+	var batch string
+	if _, rest, ok := strings.Cut(out, `"batch":"`); ok {
+		batch, _, _ = strings.Cut(rest, `"`)
+	}
+	l, err := ledger.New(r.Client, r.Prefix, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := l.Lines(context.Background(), batch, 1, 1)
+	if err != nil || len(lines) != 1 || lines[0].Change.OrgID != org.ID || lines[0].Change.ConnectionID != conn.ID {
+		t.Fatalf("batch %s: %+v, %v; want the change queued with ids %s/%s", batch, lines, err, org.ID, conn.ID)
 	}
 }
