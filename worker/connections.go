@@ -67,14 +67,21 @@ func (h *handler) mode(ctx context.Context) (apimode.Mode, string, error) {
 	return res.Mode, why, nil
 }
 
-// execute makes c true on the tenant: it resolves the names c gives
-// instead of ids, then applies it through the endpoints of the tenant's API
-// mode — the newer Organization connections endpoints in connections mode
+// execute makes c true on the tenant: it resolves the tenant's API mode and
+// the names c gives instead of ids, then applies it through the endpoints of
+// that mode — the newer Organization connections endpoints in connections mode
 // (applyConnections), else the legacy ones (apply). In legacy mode a change
 // that needs the newer endpoints fails with errNeedsConnectionsAPI; while
 // auto is undecided it fails with errModeUndecided and the legacy endpoints
 // take the others.
 func (h *handler) execute(ctx context.Context, c jobs.Change) error {
+	mode, why, err := h.mode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode == apimode.Legacy && c.NeedsConnectionsAPI() {
+		return &errNeedsConnectionsAPI{c} // before any look-up of its names
+	}
 	if c.Unresolved() {
 		dir, _ := h.api.(Directory)
 		rc, err := h.names.resolve(ctx, dir, c)
@@ -82,10 +89,6 @@ func (h *handler) execute(ctx context.Context, c jobs.Change) error {
 			return err
 		}
 		c = rc
-	}
-	mode, why, err := h.mode(ctx)
-	if err != nil {
-		return err
 	}
 	switch {
 	case mode == apimode.Connections:
