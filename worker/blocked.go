@@ -93,6 +93,7 @@ func (h *handler) checkHead(ctx context.Context, c jobs.Change, waiter string, c
 	state := h.headTask(ctx, c, cl.Head, cl.Waited, hlog)
 	b := ledger.BlockedPair{
 		OrgID: c.OrgID, ConnectionID: c.ConnectionID, Head: cl.Head,
+		OrgName: nameOnly(c.OrgID, c.OrgName), ConnectionName: nameOnly(c.ConnectionID, c.ConnectionName),
 		Since: h.now().Add(-cl.Waited).UTC(), HeadState: state, Checked: h.now().UTC(), Waiter: waiter,
 	}
 	if _, err := h.ledger.MarkBlocked(ctx, b); err != nil {
@@ -188,4 +189,13 @@ func (h *handler) repairHead(ctx context.Context, c jobs.Change, head, why strin
 	}
 	log.Warn("repaired a lost task: enqueued its pair's head again from the ledger", "why", why)
 	return "lost (" + why + "), re-enqueued"
+}
+
+// nameOnly returns name when the side has no id (its pair key is by name),
+// else "".
+func nameOnly(id, name string) string {
+	if id != "" {
+		return ""
+	}
+	return name
 }

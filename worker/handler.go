@@ -79,6 +79,7 @@ type handler struct {
 	now         func() time.Time
 	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
 	apiMode     *apimode.Resolver          // the tenant's API mode (Config.APIMode); nil: legacy
+	names       *nameCache                 // names given instead of ids, looked up once per fleet (names.go)
 	// solo lets a change suspected of crashing its worker run alone: the
 	// others hold it shared while they act.
 	solo sync.RWMutex
@@ -162,7 +163,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		crashHook(id, c)
 	}
 
-	err = apply(mgmt.WithCorrelationID(ctx, id), h.api, c)
+	err = h.execute(mgmt.WithCorrelationID(ctx, id), c) // names resolved, by API mode (connections.go)
 	stopRenewing()
 	o := Classify(err)
 	attempt, _ := asynq.GetRetryCount(ctx)

@@ -62,13 +62,29 @@ const (
 	ReasonBadPayload       Reason = "invalid_payload"
 	ReasonCrashedWorker    Reason = "crashed_worker"
 	ReasonError            Reason = "error"
+	// ReasonUnknownConnection: a create named a connection the tenant does
+	// not have (the newer endpoints tell it apart).
+	ReasonUnknownConnection Reason = "unknown_connection"
+	// ReasonUnknownName: an org_name or connection_name names nothing on
+	// the tenant.
+	ReasonUnknownName Reason = "unknown_name"
+	// ReasonNeedsConnectionsAPI: a change only the Organization connections
+	// API can make, on a tenant in legacy mode.
+	ReasonNeedsConnectionsAPI Reason = "needs_connections_api"
+	// ReasonNoConnectionsAPI: the tenant answered that it does not have the
+	// Organization connections endpoints (a route's 404) in connections
+	// mode.
+	ReasonNoConnectionsAPI Reason = "no_connections_api"
+	// ReasonModeUndecided: a change needing the Organization connections
+	// API while auto has not decided the tenant's mode; retried.
+	ReasonModeUndecided Reason = "api_mode_undecided"
 )
 
 // DeadReasons are the reasons a change can be dead-lettered for.
 var DeadReasons = []Reason{
 	ReasonBadRequest, ReasonUnauthorized, ReasonForbidden, ReasonUnknownOrg, ReasonNotFound,
 	ReasonConflict, ReasonRejected, ReasonTokenRefused, ReasonExhausted, ReasonBadPayload,
-	ReasonCrashedWorker,
+	ReasonCrashedWorker, ReasonUnknownConnection, ReasonUnknownName, ReasonNeedsConnectionsAPI, ReasonNoConnectionsAPI,
 }
 
 // Outcome is the classification of one attempt's error.
@@ -101,16 +117,26 @@ func (e *errUnknownOrg) Unwrap() error { return e.err }
 //	token endpoint 429                   → Throttled
 //	token endpoint 4xx                   → Dead; token endpoint 5xx or no answer → Retry
 //	an id no URL path may carry          → Dead (invalid_payload), no request sent
+//	a name the tenant does not have      → Dead (unknown_name)
+//	a change needing the newer endpoints
+//	  on a tenant in legacy mode         → Dead (needs_connections_api)
+//	  while auto has not decided         → Retry (api_mode_undecided)
+//	a 404 of the newer endpoints         → Dead, by its cause: unknown_organization,
+//	                                       unknown_connection, no_connections_api
+//	                                       (the tenant lacks them), else not_found
 func Classify(err error) Outcome {
 	if err == nil {
 		return Outcome{Kind: Done, Reason: ReasonApplied}
 	}
 	var (
-		unknownOrg *errUnknownOrg
-		api        *mgmt.APIError
-		network    *mgmt.NetworkError
-		token      *mgmt.TokenError
-		badID      *mgmt.InvalidIDError
+		unknownOrg  *errUnknownOrg
+		api         *mgmt.APIError
+		network     *mgmt.NetworkError
+		token       *mgmt.TokenError
+		badID       *mgmt.InvalidIDError
+		unknownName *errUnknownName
+		needsNewer  *errNeedsConnectionsAPI
+		undecided   *errModeUndecided
 	)
 	switch {
 	case errors.Is(err, ratelimit.ErrStopped), errors.Is(err, context.Canceled):
@@ -119,6 +145,12 @@ func Classify(err error) Outcome {
 		return Outcome{Kind: Interrupted, Reason: ReasonLimiterDown, Message: err.Error()}
 	case errors.As(err, &badID):
 		return Outcome{Kind: Dead, Reason: ReasonBadPayload, Message: err.Error()}
+	case errors.As(err, &unknownName):
+		return Outcome{Kind: Dead, Reason: ReasonUnknownName, Message: unknownName.Error()}
+	case errors.As(err, &needsNewer):
+		return Outcome{Kind: Dead, Reason: ReasonNeedsConnectionsAPI, Message: needsNewer.Error()}
+	case errors.As(err, &undecided):
+		return Outcome{Kind: Retry, Reason: ReasonModeUndecided, Message: undecided.Error()}
 	case errors.As(err, &unknownOrg):
 		return Outcome{Kind: Dead, Reason: ReasonUnknownOrg, Status: unknownOrg.err.Status, ErrorCode: unknownOrg.err.ErrorCode, Message: unknownOrg.err.Message}
 	case errors.As(err, &api):
@@ -140,7 +172,17 @@ func Classify(err error) Outcome {
 		case s == http.StatusForbidden:
 			o.Kind, o.Reason = Dead, ReasonForbidden
 		case s == http.StatusNotFound:
-			o.Kind, o.Reason = Dead, ReasonNotFound
+			// The newer endpoints' answers carry their cause.
+			switch api.Cause {
+			case mgmt.CauseOrganizationNotFound:
+				o.Kind, o.Reason = Dead, ReasonUnknownOrg
+			case mgmt.CauseConnectionNotFound:
+				o.Kind, o.Reason = Dead, ReasonUnknownConnection
+			case mgmt.CauseEndpointNotFound:
+				o.Kind, o.Reason = Dead, ReasonNoConnectionsAPI
+			default:
+				o.Kind, o.Reason = Dead, ReasonNotFound
+			}
 		case s == http.StatusConflict:
 			o.Kind, o.Reason = Dead, ReasonConflict
 		default:

@@ -12,6 +12,11 @@ import (
 	"github.com/orgconn/orgconn/worker/ratelimit"
 )
 
+// newer is an answer of the newer endpoints with its cause.
+func newer(status int, c mgmt.Cause) error {
+	return fmt.Errorf("wrapped: %w", &mgmt.APIError{Method: "POST", Path: "/organizations/o/connections", Status: status, Cause: c, Message: "m"})
+}
+
 func TestClassify(t *testing.T) {
 	api := func(status int, code string) error {
 		return fmt.Errorf("wrapped: %w", &mgmt.APIError{Method: "POST", Path: "/x", Status: status, ErrorCode: code, Message: "m"})
@@ -46,6 +51,15 @@ func TestClassify(t *testing.T) {
 		{"limiter unreachable", fmt.Errorf("%w: dial tcp: refused", ratelimit.ErrUnavailable), Interrupted, ReasonLimiterDown},
 		{"deadline", context.DeadlineExceeded, Retry, ReasonTimeout},
 		{"anything else", errors.New("boom"), Retry, ReasonError},
+		// The newer endpoints' 404s by cause, names, and API modes.
+		{"newer: unknown organization", newer(404, mgmt.CauseOrganizationNotFound), Dead, ReasonUnknownOrg},
+		{"newer: unknown connection", newer(404, mgmt.CauseConnectionNotFound), Dead, ReasonUnknownConnection},
+		{"newer: no association", newer(404, mgmt.CauseOrgConnectionNotFound), Dead, ReasonNotFound},
+		{"newer: no such endpoint", newer(404, mgmt.CauseEndpointNotFound), Dead, ReasonNoConnectionsAPI},
+		{"newer: already exists", newer(409, mgmt.CauseAlreadyExists), Dead, ReasonConflict},
+		{"unknown name", fmt.Errorf("x: %w", &errUnknownName{field: "org_name", name: "acme"}), Dead, ReasonUnknownName},
+		{"legacy mode", &errNeedsConnectionsAPI{}, Dead, ReasonNeedsConnectionsAPI},
+		{"auto undecided", &errModeUndecided{why: "503"}, Retry, ReasonModeUndecided},
 	} {
 		o := Classify(tc.err)
 		if o.Kind != tc.kind || o.Reason != tc.reason {

@@ -133,6 +133,10 @@ type Config struct {
 	// through (legacy enabled_connections, or the newer Organization connections endpoints);
 	// the handler may call its Resolve per change (cheap once decided). Nil means legacy.
 	APIMode *apimode.Resolver
+	// Tenant names the tenant (ratelimit.TenantOf its base URL): the key of
+	// the fleet's cache of organization and connection names in Redis.
+	// Empty means "default".
+	Tenant string
 }
 
 // validate reports every problem with c, each naming its field; none means
@@ -244,6 +248,7 @@ func New(cfg Config) (*Worker, error) {
 		now:         time.Now,
 		observe:     cfg.Observe,
 		apiMode:     cfg.APIMode,
+		names:       newNameCache(cfg.Redis, cfg.Ledger.Name(), cfg.Tenant),
 	}
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,

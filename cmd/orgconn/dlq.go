@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker/deadletter"
 	"github.com/orgconn/orgconn/worker/ledger"
 )
@@ -125,12 +126,18 @@ func toDLJSON(en deadletter.Entry) dlJSON {
 			fs = append(fs, f.Name+"="+f.Value.String())
 		}
 	}
+	if c.OrgConnectionName != "" {
+		fs = append(fs, jobs.FieldOrgConnectionName+"="+c.OrgConnectionName)
+	}
+	if c.AccessLevel != "" {
+		fs = append(fs, jobs.FieldAccessLevel+"="+string(c.AccessLevel))
+	}
 	state := "dead"
 	if en.Requeued() {
 		state = "requeued"
 	}
 	return dlJSON{
-		ID: en.ID(), Batch: en.Batch, Line: en.Line, State: state, Action: string(c.Action), OrgID: c.OrgID, Connection: c.ConnectionID,
+		ID: en.ID(), Batch: en.Batch, Line: en.Line, State: state, Action: string(c.Action), OrgID: c.OrgKey(), Connection: c.ConnectionKey(),
 		Flags: strings.Join(fs, ";"), Reason: en.Reason, Status: en.Status, ErrorCode: en.ErrorCode, Attempts: en.Attempts,
 		LastError: en.Message, Origin: en.Origin(), Event: en.Event, At: en.At, RequeuedAt: en.RequeuedAt,
 	}

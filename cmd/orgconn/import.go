@@ -5,16 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/autopipe"
 	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt"
 	"github.com/orgconn/orgconn/worker/ratelimit"
+	"github.com/redis/go-redis/v9"
 )
 
 const importSynopsis = `
@@ -44,8 +47,17 @@ organization_connection_name and organization_access_level need the
 Organization connections API: when the tenant's mode (--api, below) is
 legacy, such rows are refused, each line named, and nothing is enqueued;
 while the mode is undecided (auto before a worker has probed), they are let
-through and the workers decide. Names are enqueued as given, for the workers
-to look up.
+through and the workers decide.
+
+With the tenant's domain (AUTH0_DOMAIN or --auth0-domain) and credentials
+(AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET, or AUTH0_TOKEN, as for the worker),
+import asks the tenant through the fleet's read budget before it enqueues
+anything: every distinct org_name once (GET /organizations/name/NAME) and
+the connections once (GET /connections); an unknown name is reported on each
+line that uses it ("line 9: org_name: no organization named "acme"") and
+nothing is enqueued. --api auto then also probes the tenant when no worker
+has remembered its mode. Without credentials (and in a dry run), names are
+enqueued as given for the workers to look up.
 
 Importing the same file again under the same batch name enqueues nothing new;
 an interrupted import is resumed by running the same command again.
@@ -57,8 +69,9 @@ Examples:
 
 --api (env ORGCONN_API) says how the tenant's organization connections are
 reached: legacy, connections or auto (the default: the mode the workers
-probed and remembered in Redis for the tenant of AUTH0_DOMAIN; undecided
-until a worker has probed). --json reports it as api_mode.
+probed and remembered in Redis for the tenant of AUTH0_DOMAIN; with
+credentials, import probes it itself when none is remembered; undecided
+otherwise until a worker has probed). --json reports it as api_mode.
 
 With --wait, import then waits until the workers have resolved every line
 of the batch: a progress bar when standard output is a terminal, else a
@@ -130,9 +143,10 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	var (
-		closeRedis func()
-		l          *ledger.Ledger
-		store      *apimode.Store // the fleet's memory of API modes; nil in a dry run (no Redis)
+		closeRedis  func()
+		l           *ledger.Ledger
+		store       *apimode.Store // the fleet's memory of API modes; nil in a dry run (no Redis)
+		importRedis redis.UniversalClient
 	)
 	if *dryRun {
 		cfg.Ledger, cfg.Queue = nil, nil
@@ -143,6 +157,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		}
 		l = lg
 		store = apimode.NewStore(rdb, q.prefix, 0)
+		importRedis = rdb
 		// The enqueues of the import's goroutines share round trips.
 		autopipe.Install(rdb)
 		client := asynq.NewClientFromRedisClient(rdb)
@@ -152,12 +167,36 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	if closeRedis != nil {
 		defer closeRedis()
 	}
+	// With the tenant's domain and credentials, import asks the tenant through the fleet's
+	// read budget: the names the rows give are looked up before anything is enqueued, and
+	// auto probes the API mode when no worker has remembered it. Without them (or in a dry
+	// run, which opens no Redis), names are enqueued as given for the workers to look up,
+	// and auto reads only the remembered mode.
+	var prober apimode.Lister
+	if l != nil {
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		tapi, usage, err := tenantAPI(ctx, e, importRedis, l.Name(), *domain, log)
+		switch {
+		case err != nil && usage:
+			return errorf(e, exitUsage, "import: %v", err)
+		case err != nil:
+			return errorf(e, exitUnavailable, "import: the tenant cannot be asked: %v", err)
+		case tapi != nil:
+			defer tapi.Close()
+			prober = tapi.Client
+			names, err := producer.NewNameResolver(assembly.Directory{API: tapi.Client}, producer.NameResolverConfig{})
+			if err != nil {
+				return errorf(e, exitUsage, "import: %v", err)
+			}
+			cfg.Resolver = names
+		}
+	}
 	// The tenant's API mode, for the rows that need the newer endpoints: as configured, or
-	// (auto) as the fleet remembers it. Import itself makes no API call.
+	// (auto) as the fleet remembers it, or as a probe (with credentials) finds it.
 	if tenant == "" {
 		store = nil
 	}
-	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store})
+	resolver, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store, API: prober})
 	if err != nil {
 		return errorf(e, exitUsage, "import: %v", err)
 	}

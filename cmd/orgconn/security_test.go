@@ -111,9 +111,20 @@ func TestSecretsNeverShow(t *testing.T) {
 		assertNoSecrets(t, where, out+errOut)
 	}
 
-	// import: good rows and a bad one, then a wrong Redis password.
+	// worker: a wrong client secret fails at start. (First: once a token is
+	// shared through Redis — import fetches one, having credentials — every
+	// process of the fleet uses it.)
+	wrongSecret := with("AUTH0_CLIENT_SECRET", secClientSecret+"-wrong")
+	code, out, errOut := runCmd(t, wrongSecret, "worker")
+	record("worker with a wrong client secret", code, out, errOut)
+	if code == exitOK {
+		t.Errorf("worker with a wrong client secret: exit %d", code)
+	}
+
+	// import (with the tenant's credentials: it may look names up): good
+	// rows and a bad one, then a wrong Redis password.
 	csv := changesFile(t, sim)
-	code, out, errOut := runCmd(t, vars, "import", "--batch", "sec", "--skip-invalid", csv)
+	code, out, errOut = runCmd(t, vars, "import", "--batch", "sec", "--skip-invalid", csv)
 	record("import", code, out, errOut)
 	if code != exitOK || !strings.Contains(out, "enqueued 5 changes") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
@@ -125,14 +136,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		t.Errorf("import with a wrong Redis password: exit %d, want %d", code, exitUnavailable)
 	}
 
-	// worker: a wrong client secret fails at start; the right one applies
-	// the batch.
-	wrongSecret := with("AUTH0_CLIENT_SECRET", secClientSecret+"-wrong")
-	code, out, errOut = runCmd(t, wrongSecret, "worker")
-	record("worker with a wrong client secret", code, out, errOut)
-	if code == exitOK {
-		t.Errorf("worker with a wrong client secret: exit %d", code)
-	}
+	// worker: the right secret applies the batch.
 	ctx, cancel := context.WithCancel(context.Background())
 	wout, werr := &redistest.LockedBuffer{}, &redistest.LockedBuffer{}
 	done := make(chan int, 1)

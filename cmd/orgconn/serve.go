@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/webhook"
 	"github.com/orgconn/orgconn/worker/apimode"
@@ -58,6 +59,13 @@ AUTH0_DOMAIN; undecided until a worker has probed). In legacy mode a change
 needing the Organization connections API (disable,
 organization_connection_name, organization_access_level) is answered 422,
 and an event whose rules call for one is refused.
+
+With the tenant's credentials as well (AUTH0_CLIENT_ID and
+AUTH0_CLIENT_SECRET, or AUTH0_TOKEN), serve looks every org_name and
+connection_name up before it accepts a change (each name kept 5 minutes; an
+unknown one is answered 422), and auto probes the tenant when no worker has
+remembered its mode. Without credentials names are queued as given and the
+workers look them up.
 
 serve listens on 127.0.0.1:8080, this machine only, unless told otherwise:
 --addr :8080 (or 0.0.0.0:8080) listens on all interfaces. Put TLS in front
@@ -140,7 +148,26 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	if tenant != "" {
 		store = apimode.NewStore(rdb, q.prefix, 0)
 	}
-	modes, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store})
+	// With the tenant's domain and credentials, serve looks names up before it accepts a
+	// change (through the fleet's read budget, kept servedNamesTTL) and auto probes the mode
+	// when no worker has remembered it; without them names are queued as given.
+	var prober apimode.Lister
+	tapi, usage, err := tenantAPI(ctx, e, rdb, l.Name(), *domain, log)
+	switch {
+	case err != nil && usage:
+		return errorf(e, exitUsage, "serve: %v", err)
+	case err != nil:
+		return errorf(e, exitUnavailable, "serve: the tenant cannot be asked: %v", err)
+	case tapi != nil:
+		defer tapi.Close()
+		prober = tapi.Client
+		names, err := producer.NewNameResolver(assembly.Directory{API: tapi.Client}, producer.NameResolverConfig{TTL: servedNamesTTL})
+		if err != nil {
+			return errorf(e, exitUsage, "serve: %v", err)
+		}
+		cfg.Resolver = names
+	}
+	modes, err := apimode.NewResolver(apimode.Config{Mode: mode, Tenant: tenant, Store: store, API: prober, Logger: log})
 	if err != nil {
 		return errorf(e, exitUsage, "serve: %v", err)
 	}
@@ -180,6 +207,10 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	log.Info("stopped")
 	return exitOK
 }
+
+// servedNamesTTL is how long serve keeps a name it looked up, so that
+// organizations and connections created or renamed later are seen.
+const servedNamesTTL = 5 * time.Minute
 
 // modeSource gives the webhook the tenant's API mode as apimode resolves it
 // (configured, or remembered from a worker's probe; undecided is unknown).

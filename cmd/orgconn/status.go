@@ -147,7 +147,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "\nblocked pairs (their later changes wait for the head):\n")
 		for _, b := range blocked {
 			j := toBlockedJSON(b, all)
-			fmt.Fprintf(e.stdout, "  %s/%s waits for %s for %v (%d waiting): %s\n", b.OrgID, b.ConnectionID, b.Head,
+			fmt.Fprintf(e.stdout, "  %s waits for %s for %v (%d waiting): %s\n", b.Pair(), b.Head,
 				time.Duration(j.BlockedSeconds*float64(time.Second)).Round(time.Second), b.Waiting, b.HeadState)
 		}
 	}
@@ -171,6 +171,9 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 type blockedJSON struct {
 	OrgID        string `json:"org_id"`
 	ConnectionID string `json:"connection_id"`
+	// OrgName and ConnectionName name a side given only by name.
+	OrgName        string `json:"org_name,omitempty"`
+	ConnectionName string `json:"connection_name,omitempty"`
 	// Head is the task id (batch:line) of the change the pair waits for.
 	Head           string    `json:"head"`
 	Waiting        int       `json:"waiting"`
@@ -184,7 +187,7 @@ func toBlockedJSON(b ledger.BlockedPair, all []ledger.BatchCounts) blockedJSON {
 	if len(all) > 0 && !all[0].Now.IsZero() {
 		now = all[0].Now // the Redis server's clock, like Since
 	}
-	return blockedJSON{OrgID: b.OrgID, ConnectionID: b.ConnectionID, Head: b.Head, Waiting: b.Waiting,
+	return blockedJSON{OrgID: b.OrgID, ConnectionID: b.ConnectionID, OrgName: b.OrgName, ConnectionName: b.ConnectionName, Head: b.Head, Waiting: b.Waiting,
 		BlockedSeconds: max(now.Sub(b.Since).Seconds(), 0), HeadState: b.HeadState, Checked: b.Checked.UTC()}
 }
 

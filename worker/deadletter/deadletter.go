@@ -234,12 +234,12 @@ func (m *Manager) Requeue(ctx context.Context, sel Selection, force bool) ([]Res
 			switch rr.State {
 			case ledger.RefusedLater:
 				r.State = "refused"
-				r.Detail = fmt.Sprintf("a later change to %s/%s (%s) was accepted after it; requeuing would apply this older change after that one. "+
-					"Export it (orgconn dlq export), review it and import it as a new change, or requeue with --force", c.OrgID, c.ConnectionID, rr.Later)
+				r.Detail = fmt.Sprintf("a later change to %s (%s) was accepted after it; requeuing would apply this older change after that one. "+
+					"Export it (orgconn dlq export), review it and import it as a new change, or requeue with --force", c.PairKey(), rr.Later)
 			case ledger.RefusedUnknown:
 				r.State = "refused"
-				r.Detail = fmt.Sprintf("the ledger does not know the latest change to %s/%s (it is older than the retention, or was accepted before orgconn kept that record), so it cannot tell whether a later change exists; "+
-					"import it as a new change, or requeue with --force", c.OrgID, c.ConnectionID)
+				r.Detail = fmt.Sprintf("the ledger does not know the latest change to %s (it is older than the retention, or was accepted before orgconn kept that record), so it cannot tell whether a later change exists; "+
+					"import it as a new change, or requeue with --force", c.PairKey())
 			case ledger.NotDead:
 				r.State, r.Detail = "not-dead", "the line is "+rr.Outcome.String()+", not dead-lettered"
 			case ledger.Purged:

@@ -27,6 +27,11 @@ import (
 type BlockedPair struct {
 	OrgID        string `json:"org_id"`
 	ConnectionID string `json:"connection_id"`
+	// OrgName and ConnectionName are the names of a side its changes give
+	// only by name (its pair key is "name:…"): set them with the ids left
+	// empty for such a pair.
+	OrgName        string `json:"org_name,omitempty"`
+	ConnectionName string `json:"connection_name,omitempty"`
 	// Head is the task id of the change the pair waits for.
 	Head string `json:"head"`
 	// Since is when the pair started waiting for Head (Redis clock), as
@@ -43,13 +48,22 @@ type BlockedPair struct {
 	Waiter string `json:"waiter"`
 }
 
-func pairField(c jobs.Change) string { return c.OrgID + "/" + c.ConnectionID }
+func pairField(c jobs.Change) string { return c.PairKey() }
 
-// MarkBlocked records b (its OrgID, ConnectionID and Head) as blocked,
+// change is a change of b's pair, for its keys.
+func (b BlockedPair) change() jobs.Change {
+	return jobs.Change{OrgID: b.OrgID, ConnectionID: b.ConnectionID, OrgName: b.OrgName, ConnectionName: b.ConnectionName}
+}
+
+// Pair is b's pair key (jobs.Change.PairKey): "org/connection", a side
+// given only by name as "name:…".
+func (b BlockedPair) Pair() string { return b.change().PairKey() }
+
+// MarkBlocked records b (its pair — ids, or names — and Head) as blocked,
 // unless b.Head is no longer its pair's head. It reports whether it
 // recorded it.
 func (l *Ledger) MarkBlocked(ctx context.Context, b BlockedPair) (bool, error) {
-	c := jobs.Change{OrgID: b.OrgID, ConnectionID: b.ConnectionID}
+	c := b.change()
 	rec, err := json.Marshal(b)
 	if err != nil {
 		return false, fmt.Errorf("ledger: encode blocked pair %s: %w", pairField(c), err)
@@ -85,7 +99,7 @@ func (l *Ledger) Blocked(ctx context.Context) ([]BlockedPair, error) {
 	}
 	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, b := range all {
-			heads = append(heads, p.ZRangeWithScores(ctx, l.queueKey(jobs.Change{OrgID: b.OrgID, ConnectionID: b.ConnectionID}), 0, -1))
+			heads = append(heads, p.ZRangeWithScores(ctx, l.queueKey(b.change()), 0, -1))
 		}
 		return nil
 	}); err != nil {
@@ -97,7 +111,7 @@ func (l *Ledger) Blocked(ctx context.Context) ([]BlockedPair, error) {
 		if len(q) == 0 || q[0].Member != b.Head {
 			// Moved on: resolve removes the record, unless a check raced
 			// with it. Best effort.
-			_ = l.rdb.HDel(ctx, l.blockedKey(), b.OrgID+"/"+b.ConnectionID).Err()
+			_ = l.rdb.HDel(ctx, l.blockedKey(), b.Pair()).Err()
 			continue
 		}
 		b.Waiting = len(q) - 1

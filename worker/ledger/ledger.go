@@ -61,14 +61,18 @@ func (l *Ledger) Prefix() string { return l.prefix }
 // the token cache, the API mode memory) and orgconn's --prefix take.
 func (l *Ledger) Name() string { return l.name }
 
+// The pair's keys use jobs.Change.PairKey: "org/connection" by ids (the
+// keys orgconn always used), or "name:…" on a side given only by its name,
+// so that a change enqueued with a name still unresolved keeps the place
+// it was accepted at, whatever the worker resolves the name to.
 func (l *Ledger) pairKey(c jobs.Change) string {
-	return l.prefix + ":pair:" + c.OrgID + "/" + c.ConnectionID
+	return l.prefix + ":pair:" + c.PairKey()
 }
 func (l *Ledger) queueKey(c jobs.Change) string {
-	return l.prefix + ":pairq:" + c.OrgID + "/" + c.ConnectionID
+	return l.prefix + ":pairq:" + c.PairKey()
 }
 func (l *Ledger) leaseKey(c jobs.Change) string {
-	return l.prefix + ":lease:" + c.OrgID + "/" + c.ConnectionID
+	return l.prefix + ":lease:" + c.PairKey()
 }
 func (l *Ledger) blockedKey() string       { return l.prefix + ":blocked" }
 func (l *Ledger) batchKey(b string) string { return l.prefix + ":batch:" + b }
@@ -77,7 +81,7 @@ func (l *Ledger) deadKey(b string) string  { return l.prefix + ":batch:" + b + "
 func (l *Ledger) batchesKey() string       { return l.prefix + ":batches" }
 func (l *Ledger) triesKey(b string) string { return l.prefix + ":batch:" + b + ":tries" }
 func (l *Ledger) pairLastKey(c jobs.Change) string {
-	return l.prefix + ":last:" + c.OrgID + "/" + c.ConnectionID
+	return l.prefix + ":last:" + c.PairKey()
 }
 
 // rowsKey is the hash holding the changes of lines line/RowsBlock*RowsBlock
@@ -316,7 +320,7 @@ func (l *Ledger) Resolve(ctx context.Context, p jobs.Payload, taskID, holder str
 // resolving it (the change will be tried again).
 func (l *Ledger) Release(ctx context.Context, c jobs.Change, taskID, holder string) error {
 	if err := releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(c), l.pairKey(c)}, holder, taskID).Err(); err != nil {
-		return fmt.Errorf("ledger: release %s/%s: %w", c.OrgID, c.ConnectionID, err)
+		return fmt.Errorf("ledger: release %s: %w", c.PairKey(), err)
 	}
 	return nil
 }
@@ -325,7 +329,7 @@ func (l *Ledger) Release(ctx context.Context, c jobs.Change, taskID, holder stri
 func (l *Ledger) Extend(ctx context.Context, c jobs.Change, holder string, lease time.Duration) (bool, error) {
 	n, err := extendScript.Run(ctx, l.rdb, []string{l.leaseKey(c)}, holder, lease.Milliseconds()).Int64()
 	if err != nil {
-		return false, fmt.Errorf("ledger: extend lease %s/%s: %w", c.OrgID, c.ConnectionID, err)
+		return false, fmt.Errorf("ledger: extend lease %s: %w", c.PairKey(), err)
 	}
 	return n == 1, nil
 }

@@ -20,8 +20,17 @@ const RowsBlock = 128
 
 // encodeRow writes a change compactly: the action's first letter, one byte
 // per flag ('-' not given, '0', '1'), then "org/connection" (ids never
-// contain '/').
+// contain '/'). A change the compact form cannot hold — a disable, an
+// organization_connection_name or organization_access_level, a name — is
+// written as its JSON instead, which starts with '{' (the compact form
+// never does), so records written before JSON rows existed still decode.
 func encodeRow(c jobs.Change) string {
+	if !compactable(c) {
+		b, err := json.Marshal(c)
+		if err == nil {
+			return string(b)
+		}
+	}
 	var b strings.Builder
 	b.Grow(4 + len(c.OrgID) + 1 + len(c.ConnectionID))
 	switch c.Action {
@@ -50,8 +59,30 @@ func encodeRow(c jobs.Change) string {
 	return b.String()
 }
 
-// decodeRow reads what encodeRow wrote.
+// compactable reports whether the compact row form holds all of c: one of
+// enable, update and remove, the three flags and both ids, nothing else.
+func compactable(c jobs.Change) bool {
+	switch c.Action {
+	case jobs.Enable, jobs.Update, jobs.Remove:
+	default:
+		return false
+	}
+	return c.OrgConnectionName == "" && c.AccessLevel == "" && c.OrgName == "" && c.ConnectionName == "" &&
+		c.OrgID != "" && c.ConnectionID != ""
+}
+
+// decodeRow reads what encodeRow wrote, in either form.
 func decodeRow(s string) (jobs.Change, error) {
+	if strings.HasPrefix(s, "{") {
+		var c jobs.Change
+		if err := json.Unmarshal([]byte(s), &c); err != nil {
+			return jobs.Change{}, fmt.Errorf("row record %.80q: %w", s, err)
+		}
+		if _, ok := jobs.ParseAction(string(c.Action)); !ok {
+			return jobs.Change{}, fmt.Errorf("row record %.80q: unknown action %q", s, c.Action)
+		}
+		return c, nil
+	}
 	if len(s) < 6 {
 		return jobs.Change{}, fmt.Errorf("row record %q is too short", s)
 	}

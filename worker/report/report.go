@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker/ledger"
 )
 
@@ -90,12 +91,19 @@ func Row(ln ledger.Line) []string {
 	var action, org, conn, flags string
 	if ln.Known {
 		c := ln.Change
-		action, org, conn = string(c.Action), c.OrgID, c.ConnectionID
+		// A side given only by name shows as "name:…" (its pair key).
+		action, org, conn = string(c.Action), c.OrgKey(), c.ConnectionKey()
 		var fs []string
 		for _, f := range c.Flags() {
 			if f.Value.Set() {
 				fs = append(fs, f.Name+"="+f.Value.String())
 			}
+		}
+		if c.OrgConnectionName != "" {
+			fs = append(fs, jobs.FieldOrgConnectionName+"="+c.OrgConnectionName)
+		}
+		if c.AccessLevel != "" {
+			fs = append(fs, jobs.FieldAccessLevel+"="+string(c.AccessLevel))
 		}
 		flags = strings.Join(fs, ";")
 	}

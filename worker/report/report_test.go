@@ -33,3 +33,15 @@ func TestRowSaysWhyALineIsPending(t *testing.T) {
 		}
 	}
 }
+
+// The newer vocabulary: a side given only by name shows as its pair key's
+// "name:…", and the association's name and level are among the flags.
+func TestRowShowsNamesAndTheNewFields(t *testing.T) {
+	c := jobs.Change{Action: jobs.Disable, OrgName: "acme", ConnectionID: "con_1", ShowAsButton: jobs.False, OrgConnectionName: "Acme SSO", AccessLevel: jobs.LevelReadonly}
+	ln := ledger.Line{Line: 4, Outcome: ledger.Dead, Change: c, Known: true,
+		Dead: &ledger.DeadLetter{Reason: "unknown_name", Message: `no organization named "acme"`, Attempts: 1}}
+	want := `4|disable|name:acme|con_1|show_as_button=false;organization_connection_name=Acme SSO;organization_access_level=readonly|failed|unknown_name: no organization named "acme"||1`
+	if got := strings.Join(Row(ln), "|"); got != want {
+		t.Errorf("Row = %q, want %q", got, want)
+	}
+}

@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 	wc := cfg.Worker
 	wc.Redis, wc.Ledger, wc.API, wc.Limiter, wc.Logger = cfg.Redis, cfg.Ledger, api, lim, log
 	wc.APIMode = resolver
+	wc.Tenant = tenant
 	wc.Observe = m.Task
 	if also := cfg.Worker.Observe; also != nil {
 		wc.Observe = func(a jobs.Action, o worker.Outcome) { m.Task(a, o); also(a, o) }
