@@ -2,6 +2,8 @@ package mgmt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,9 +75,15 @@ func NewClientCredentials(baseURL, clientID, clientSecret string, httpClient *ht
 	}
 }
 
-// Identity names the credentials without their secret: the token endpoint
-// and the client id. A fleet-wide cache keys the shared token by it.
-func (c *ClientCredentials) Identity() string { return c.tokenURL + " " + c.clientID }
+// Identity names the credentials: the token endpoint, the client id and a
+// SHA-256 digest of the secret (never the secret itself). A fleet-wide
+// cache keys the shared token by it, so a process given a wrong (or
+// rotated) secret does not borrow the token others fetched with the right
+// one: it fetches its own and fails at once.
+func (c *ClientCredentials) Identity() string {
+	sum := sha256.Sum256([]byte(c.secret))
+	return c.tokenURL + " " + c.clientID + " " + hex.EncodeToString(sum[:])
+}
 
 // Fetches returns how many tokens have been fetched from the token endpoint.
 func (c *ClientCredentials) Fetches() int {

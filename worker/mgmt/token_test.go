@@ -309,3 +309,20 @@ func TestTokenErrorsNeverCarryTheSecret(t *testing.T) {
 		})
 	}
 }
+
+// Two credentials that differ only in the secret have different
+// identities (a process with a wrong secret must not borrow the fleet's
+// token), and the identity does not hold the secret.
+func TestIdentityDependsOnTheSecretWithoutHoldingIt(t *testing.T) {
+	a := NewClientCredentials("https://t.example", "client", "right-secret", nil)
+	b := NewClientCredentials("https://t.example", "client", "wrong-secret", nil)
+	if a.Identity() == b.Identity() {
+		t.Errorf("identities equal for different secrets: %q", a.Identity())
+	}
+	if a.Identity() != NewClientCredentials("https://t.example", "client", "right-secret", nil).Identity() {
+		t.Error("identity is not stable for the same credentials")
+	}
+	if strings.Contains(a.Identity(), "right-secret") {
+		t.Errorf("identity %q holds the secret", a.Identity())
+	}
+}
