@@ -77,6 +77,7 @@ type handler struct {
 	log         *slog.Logger
 	now         func() time.Time
 	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
+	state       *stateReader               // read mode, budget and the bound on a read's age
 	// solo lets a change suspected of crashing its worker run alone: the
 	// others hold it shared while they act.
 	solo sync.RWMutex
@@ -160,8 +161,23 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		crashHook(id, c)
 	}
 
-	err = apply(mgmt.WithCorrelationID(ctx, id), h.api, c)
+	unchanged, err := h.act(mgmt.WithCorrelationID(ctx, id), p, holder, log)
 	stopRenewing()
+	if isLedgerError(err) {
+		log.Warn("cannot record before writing; will try again", "err", err)
+		h.release(c, id, holder, log)
+		return &later{reason: "ledger unavailable", after: 2 * time.Second}
+	}
+	if unchanged {
+		if err := h.resolve(ctx, p, id, holder, ledger.Unchanged, nil); err != nil {
+			log.Warn("cannot record unchanged change; will try again", "err", err)
+			h.release(c, id, holder, log)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		h.report(c.Action, Outcome{Kind: Done, Reason: ReasonUnchanged})
+		log.Info("unchanged: the tenant already reflects the change; nothing written")
+		return nil
+	}
 	o := Classify(err)
 	attempt, _ := asynq.GetRetryCount(ctx)
 	attempt++ // attempts so far, this one included

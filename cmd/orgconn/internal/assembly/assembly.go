@@ -53,7 +53,7 @@ type Config struct {
 	// UserAgent names the caller. Empty means the client's default.
 	UserAgent string
 	// Worker is the worker's configuration. Its Redis, Ledger, API,
-	// Limiter and Logger are set by New; Observe, if set, is called besides
+	// Limiter, Budget and Logger are set by New; Observe, if set, is called besides
 	// the metrics.
 	Worker worker.Config
 	// Logger receives the worker's, the limiter's and the collectors'
@@ -127,6 +127,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 
 	wc := cfg.Worker
 	wc.Redis, wc.Ledger, wc.API, wc.Limiter, wc.Logger = cfg.Redis, cfg.Ledger, api, lim, log
+	wc.Budget = lim
 	wc.Observe = m.Task
 	if also := cfg.Worker.Observe; also != nil {
 		wc.Observe = func(a jobs.Action, o worker.Outcome) { m.Task(a, o); also(a, o) }
