@@ -164,3 +164,29 @@ func (l *Ledger) Hints(ctx context.Context, batch, org string) (h jobs.BatchHint
 	orgRows, _ = strconv.Atoi(rows.Val())
 	return h, orgRows, true, nil
 }
+
+// AppliedPairs returns the distinct pairs of batch's applied lines, in
+// line order, or an error wrapping ErrNoBatch.
+func (l *Ledger) AppliedPairs(ctx context.Context, batch string) ([][2]string, error) {
+	last, err := l.LastLine(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[[2]string]bool{}
+	var out [][2]string
+	const chunk = 1024
+	for from := 1; from <= last; from += chunk {
+		lines, err := l.Lines(ctx, batch, from, min(from+chunk-1, last))
+		if err != nil {
+			return nil, err
+		}
+		for _, ln := range lines {
+			k := [2]string{ln.Change.OrgID, ln.Change.ConnectionID}
+			if ln.Outcome == Applied && ln.Known && !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out, nil
+}
