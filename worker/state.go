@@ -349,4 +349,3 @@ func isLedgerError(err error) bool {
 	var l *errLedger
 	return errors.As(err, &l)
 }
-

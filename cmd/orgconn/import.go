@@ -154,7 +154,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		st := toJSON(bc)
 		report(e, res, nil, true, &st)
 	} else {
-		fmt.Fprintf(e.stdout, "batch %s finished: %d applied, %d superseded, %d dead-lettered\n", bc.Name, bc.Applied, bc.Superseded, bc.Dead)
+		fmt.Fprintln(e.stdout, finishedLine(bc))
 	}
 	return finishedCode(bc)
 }
