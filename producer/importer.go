@@ -53,6 +53,12 @@ type Config struct {
 	// not end an import. The zero value retries for 1 min, with waits from
 	// 50 ms to 2 s.
 	Retry Retry
+	// Prepare, if not nil, is called once per import after validation and
+	// before the first row is accepted, with the batch, its valid rows and
+	// their count per organization: to store what the batch's workers need
+	// to know before its tasks exist (the read mode). An error ends the
+	// import before anything is enqueued.
+	Prepare func(ctx context.Context, batch string, rows int, orgRows map[string]int) error
 }
 
 // Progress reports work under way.
@@ -88,6 +94,8 @@ type Result struct {
 	DryRun        bool          `json:"dry_run,omitempty"`
 	Rejected      bool          `json:"rejected,omitempty"` // invalid rows and no SkipInvalid: nothing enqueued
 	Elapsed       time.Duration `json:"-"`
+
+	orgRows map[string]int // valid rows per organization, when Config.Prepare is set
 }
 
 // Importer imports CSV files. Safe for concurrent use.
@@ -140,6 +148,12 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("read %s again: %w", name, err)
+	}
+	if im.cfg.Prepare != nil {
+		if err := im.cfg.Prepare(ctx, res.Batch, res.Valid, res.orgRows); err != nil {
+			res.Elapsed = time.Since(start)
+			return res, fmt.Errorf("prepare batch %s: %w", res.Batch, err)
+		}
 	}
 	err = im.enqueue(ctx, f, res.Batch, "csv:"+name, res.Rows, &res)
 	res.Elapsed = time.Since(start)
@@ -260,6 +274,12 @@ func (im *Importer) validate(r io.Reader) (Result, string, error) {
 		res.Rows++
 		if len(rec.Errors) == 0 {
 			res.Valid++
+			if im.cfg.Prepare != nil {
+				if res.orgRows == nil {
+					res.orgRows = map[string]int{}
+				}
+				res.orgRows[rec.Change.OrgID]++
+			}
 		} else {
 			res.Invalid++
 			for _, e := range rec.Errors {

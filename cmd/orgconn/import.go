@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/autopipe"
+	"github.com/orgconn/orgconn/producer/desired"
+	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/ledger"
 )
 
@@ -38,6 +41,15 @@ Examples:
   orgconn import --batch onboarding-2026-11 changes.csv
   cat changes.csv | orgconn import --skip-invalid --json -
 
+--read says when the workers read an organization's connections before
+writing to it (stored with the batch; a worker's own --read overrides it):
+never (write blind), auto (the default: read when the read is expected to
+save more write time than it costs, judged from the fleet's learned read and
+write paces and the batch's rows for the organization) or always. A worker
+that read skips a change the tenant already reflects (outcome "unchanged"),
+sends an enable of an existing pair as one PATCH, and records each pair's
+state before the batch's first write (for orgconn rollback).
+
 With --wait, import then waits until the workers have resolved every line
 of the batch: a progress bar when standard output is a terminal, else a
 progress line on stderr every --interval (orgconn status --wait does the
@@ -61,8 +73,13 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	wait := f.Bool("wait", false, "after enqueueing, wait until the batch is finished; exit 0 if nothing was dead-lettered, else 3")
 	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
 	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
+	readFlag := f.String("read", string(jobs.ReadAuto), "when the workers read an organization's connections before writing: never, auto or always (stored with the batch)")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	readMode, err := jobs.ParseReadMode(*readFlag)
+	if err != nil {
+		return errorf(e, exitUsage, "import: --read: %v", err)
 	}
 	if *wait && (*dryRun || *interval <= 0 || *timeout < 0) {
 		return errorf(e, exitUsage, "import: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
@@ -110,6 +127,13 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		client := asynq.NewClientFromRedisClient(rdb)
 		closeRedis = func() { client.Close(); rdb.Close() }
 		cfg.Ledger, cfg.Queue = l, client
+		cfg.Prepare = func(ctx context.Context, batch string, rows int, orgRows map[string]int) error {
+			h := jobs.BatchHints{Read: readMode, Rows: rows, Orgs: len(orgRows), LikelyUnchanged: worker.DefaultLikelyUnchanged}
+			if len(orgRows) <= desired.MaxOrgRows {
+				h.OrgRows = orgRows
+			}
+			return l.SetHints(ctx, batch, h)
+		}
 	}
 	if closeRedis != nil {
 		defer closeRedis()
