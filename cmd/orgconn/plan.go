@@ -168,6 +168,9 @@ func (t *tenantReader) enqueuePlan(ctx context.Context, q *queueFlags, batch, na
 			return producer.Result{}, err
 		}
 	}
+	if err := desired.CheckResume(ctx, t.ledger, batch, p); err != nil {
+		return producer.Result{}, err
+	}
 	if err := desired.Prepare(ctx, t.ledger, batch, p); err != nil {
 		return producer.Result{}, err
 	}

@@ -146,7 +146,7 @@ func runRollback(ctx context.Context, e *env, args []string) int {
 	res, err := t.enqueuePlan(ctx, q, *batch, *batch+".csv", "", plan.Plan)
 	out.Enqueued = res.Enqueued + res.Repaired
 	if err != nil {
-		return out.fail(e, "rollback", fmt.Errorf("%w; run orgconn rollback --batch %s %s again to resume", err, *batch, name), *asJSON)
+		return out.fail(e, "rollback", fmt.Errorf("%w; run the same command again: it reads the tenant again and enqueues what is left as a new batch", err), *asJSON)
 	}
 	return out.finish(ctx, e, t, res, *wait, waitOptions{interval: *interval, timeout: *timeout, bar: !*asJSON && e.isTerminal(e.stdout)}, *asJSON, "rollback")
 }

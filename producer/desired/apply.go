@@ -316,3 +316,29 @@ func RollbackBatchName(ctx context.Context, batch string, exists func(context.Co
 	}
 	return "", fmt.Errorf("batch %s has been rolled back 9999 times: name the rollback with --batch", batch)
 }
+
+// BatchLines tells the changes a batch accepted; *ledger.Ledger implements
+// it.
+type BatchLines interface {
+	// AcceptedChanges returns the batch's accepted changes by line, empty
+	// for an unknown batch.
+	AcceptedChanges(ctx context.Context, batch string) (map[int]jobs.Change, error)
+}
+
+// CheckResume returns an error when batch holds accepted lines that are not
+// the plan's (line i+2 is step i: the plan file's header is line 1):
+// enqueuing the plan under that name would skip its lines as accepted
+// before. Enqueuing the same plan again resumes it.
+func CheckResume(ctx context.Context, bl BatchLines, batch string, p Plan) error {
+	got, err := bl.AcceptedChanges(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for line, c := range got {
+		i := line - 2
+		if i < 0 || i >= len(p.Steps) || p.Steps[i].Change != c {
+			return fmt.Errorf("batch %s holds other changes (line %d: %s): give another --batch", batch, line, c)
+		}
+	}
+	return nil
+}

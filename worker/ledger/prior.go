@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -185,6 +186,32 @@ func (l *Ledger) AppliedPairs(ctx context.Context, batch string) ([][2]string, e
 			if ln.Outcome == Applied && ln.Known && !seen[k] {
 				seen[k] = true
 				out = append(out, k)
+			}
+		}
+	}
+	return out, nil
+}
+
+// AcceptedChanges returns the changes of batch's accepted lines by line
+// (empty for a batch the ledger does not know).
+func (l *Ledger) AcceptedChanges(ctx context.Context, batch string) (map[int]jobs.Change, error) {
+	last, err := l.LastLine(ctx, batch)
+	if errors.Is(err, ErrNoBatch) {
+		return map[int]jobs.Change{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]jobs.Change{}
+	const chunk = 1024
+	for from := 1; from <= last; from += chunk {
+		lines, err := l.Lines(ctx, batch, from, min(from+chunk-1, last))
+		if err != nil {
+			return nil, err
+		}
+		for _, ln := range lines {
+			if ln.Known {
+				out[ln.Line] = ln.Change
 			}
 		}
 	}
