@@ -116,7 +116,9 @@ func (h *handler) act(ctx context.Context, p jobs.Payload, holder string, log *s
 	batch := p.Origin.Batch
 	var cur *jobs.PairState
 	if mode, hints, orgRows := h.readPlan(ctx, batch, c.OrgID); mode != jobs.ReadNever {
-		cur = h.knownState(ctx, c, mode, hints, orgRows, holder, log)
+		if cur, err = h.knownState(ctx, c, mode, hints, orgRows, holder, log); err != nil {
+			return false, err
+		}
 	}
 	if cur != nil && cur.Reflects(c) {
 		return true, nil
@@ -174,22 +176,31 @@ func rowsFor(h jobs.BatchHints, orgRows int) int {
 
 // knownState returns the pair's state when the cache knows it from a read
 // not older than the bound, reading the organization first when the mode
-// says so; nil when the state is not known.
-func (h *handler) knownState(ctx context.Context, c jobs.Change, mode jobs.ReadMode, hints jobs.BatchHints, orgRows int, holder string, log *slog.Logger) *jobs.PairState {
+// says so; nil when the state is not known. In mode always a read that
+// fails for a reason that may pass (a 5xx, a lost answer) is returned as
+// the attempt's error, so that the change is tried again knowing the
+// state rather than written blind.
+func (h *handler) knownState(ctx context.Context, c jobs.Change, mode jobs.ReadMode, hints jobs.BatchHints, orgRows int, holder string, log *slog.Logger) (*jobs.PairState, error) {
 	cp, err := h.ledger.CachedState(ctx, c.OrgID, c.ConnectionID)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	if cp.Read && cp.Age <= h.state.maxAge {
-		if cp.Known {
-			return &cp.State
-		}
-		return nil // a write of the pair is in flight or ended unknown
+	fresh := cp.Read && cp.Age <= h.state.maxAge
+	switch {
+	case fresh && cp.Known:
+		return &cp.State, nil
+	case cp.InFlight:
+		return nil, nil // an earlier write of the pair never ended: no read can tell
+	case fresh && mode != jobs.ReadAlways:
+		return nil, nil // a write of the pair ended without a known result
+	case !fresh && mode != jobs.ReadAlways && !WorthReading(rowsFor(hints, orgRows), hints.LikelyUnchanged, h.state.currentPaces(ctx)):
+		return nil, nil
 	}
-	if mode != jobs.ReadAlways && !WorthReading(rowsFor(hints, orgRows), hints.LikelyUnchanged, h.state.currentPaces(ctx)) {
-		return nil
+	st, err := h.readOrg(ctx, c, holder, log)
+	if err != nil && mode == jobs.ReadAlways && mgmt.StatusOf(err) != http.StatusNotFound && Classify(err).Kind != Dead {
+		return nil, err
 	}
-	return h.readOrg(ctx, c, holder, log)
+	return st, nil
 }
 
 // stateReadLock bounds how long one worker holds the right to read an
@@ -202,31 +213,33 @@ const (
 
 // readOrg reads the organization's associations into the cache (one worker
 // of the fleet at a time; the others wait for its read) and returns the
-// pair's state, or nil when the read failed.
-func (h *handler) readOrg(ctx context.Context, c jobs.Change, holder string, log *slog.Logger) *jobs.PairState {
+// pair's state: nil when it is not known after all, with the list call's
+// error when that failed.
+func (h *handler) readOrg(ctx context.Context, c jobs.Change, holder string, log *slog.Logger) (*jobs.PairState, error) {
 	got, err := h.ledger.LockStateRead(ctx, c.OrgID, holder, stateReadLock)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	if !got {
-		deadline := time.Now().Add(stateReadWait)
-		for time.Now().Before(deadline) {
+		since := time.Now()
+		for time.Since(since) < stateReadWait {
 			t := time.NewTimer(100 * time.Millisecond)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil
+				return nil, ctx.Err()
 			case <-t.C:
 			}
 			cp, err := h.ledger.CachedState(ctx, c.OrgID, c.ConnectionID)
-			if err == nil && cp.Read && cp.Age <= h.state.maxAge {
+			if err == nil && cp.Read && cp.Age < time.Since(since)+time.Second {
+				// Read since this worker started waiting.
 				if cp.Known {
-					return &cp.State
+					return &cp.State, nil
 				}
-				return nil
+				return nil, nil
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -235,22 +248,22 @@ func (h *handler) readOrg(ctx context.Context, c jobs.Change, holder string, log
 	}()
 	sent, err := h.ledger.Clock(ctx)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	conns, err := listAll(ctx, h.api, c.OrgID)
 	if err != nil {
-		log.Info("cannot read the organization's connections; writing blind", "err", err)
-		return nil
+		log.Info("cannot read the organization's connections", "err", err)
+		return nil, err
 	}
 	if _, err := h.ledger.StoreState(ctx, c.OrgID, sent, conns); err != nil {
-		return nil
+		return nil, nil
 	}
 	log.Debug("read the organization's connections", "connections", len(conns))
 	cp, err := h.ledger.CachedState(ctx, c.OrgID, c.ConnectionID)
 	if err != nil || !cp.Known || !cp.Read {
-		return nil
+		return nil, nil
 	}
-	return &cp.State
+	return &cp.State, nil
 }
 
 // listAll reads every association of the organization, page by page.

@@ -74,7 +74,8 @@ func (l *Ledger) RecordPrior(ctx context.Context, batch string, recs []jobs.Pair
 }
 
 // Priors returns the prior states recorded for batch, sorted by
-// organization then connection.
+// organization then connection. Pairs the batch wrote to without knowing
+// their state are not among them.
 func (l *Ledger) Priors(ctx context.Context, batch string) ([]jobs.PairRecord, error) {
 	return l.pairRecords(ctx, l.priorKey(batch), "prior states of batch "+batch)
 }
@@ -85,6 +86,10 @@ func (l *Ledger) Lefts(ctx context.Context, batch string) ([]jobs.PairRecord, er
 	return l.pairRecords(ctx, l.leftKey(batch), "states left by batch "+batch)
 }
 
+// unknownPrior is the prior state recorded for a pair a worker wrote to
+// without knowing its state.
+const unknownPrior = "?"
+
 func (l *Ledger) pairRecords(ctx context.Context, key, what string) ([]jobs.PairRecord, error) {
 	m, err := l.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
@@ -92,6 +97,9 @@ func (l *Ledger) pairRecords(ctx context.Context, key, what string) ([]jobs.Pair
 	}
 	out := make([]jobs.PairRecord, 0, len(m))
 	for k, v := range m {
+		if v == unknownPrior {
+			continue // written to without knowing its state: no prior state
+		}
 		org, conn, ok := strings.Cut(k, "/")
 		if !ok {
 			return nil, fmt.Errorf("ledger: %s: field %q is not <org>/<connection>", what, k)

@@ -20,7 +20,12 @@ func TestPriorStateFirstWriterWins(t *testing.T) {
 	if err := l.BeforeWrite(ctx, "b1", change(jobs.Remove, "o1", "c1"), &jobs.Absent); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := l.RecordPrior(ctx, "b1", []jobs.PairRecord{{OrgID: "o1", ConnectionID: "c2", State: on}, {OrgID: "o2", ConnectionID: "c1", State: on}}); err != nil || n != 1 {
+	// A worker that writes without knowing the state records that it does
+	// not know: a state read after its write never passes for the prior.
+	if err := l.BeforeWrite(ctx, "b1", change(jobs.Remove, "o3", "c1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.RecordPrior(ctx, "b1", []jobs.PairRecord{{OrgID: "o1", ConnectionID: "c2", State: on}, {OrgID: "o2", ConnectionID: "c1", State: on}, {OrgID: "o3", ConnectionID: "c1", State: on}}); err != nil || n != 1 {
 		t.Fatalf("second RecordPrior = %d, %v; want only o2/c1 recorded", n, err)
 	}
 	got, err := l.Priors(ctx, "b1")
@@ -73,8 +78,8 @@ func TestStateCacheKeepsWritesNewerThanARead(t *testing.T) {
 	if cp, _ := l.CachedState(ctx, "o1", "c1"); !cp.Read || !cp.Known || cp.State != on || cp.Age < 0 || cp.Age > 5*time.Second {
 		t.Errorf("c1 = %+v, want known %v", cp, on)
 	}
-	if cp, _ := l.CachedState(ctx, "o1", "c2"); !cp.Read || cp.Known {
-		t.Errorf("c2 while its write is in flight = %+v, want unknown", cp)
+	if cp, _ := l.CachedState(ctx, "o1", "c2"); !cp.Read || cp.Known || !cp.InFlight {
+		t.Errorf("c2 while its write is in flight = %+v, want unknown, in flight", cp)
 	}
 	if cp, _ := l.CachedState(ctx, "o1", "c3"); !cp.Known || cp.State.Present {
 		t.Errorf("c3, not listed = %+v, want known absent", cp)
@@ -96,8 +101,17 @@ func TestStateCacheKeepsWritesNewerThanARead(t *testing.T) {
 	if err := l.AfterWrite(ctx, "b1", change(jobs.Enable, "o1", "c1"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if cp, _ := l.CachedState(ctx, "o1", "c1"); cp.Known {
-		t.Errorf("c1 after a write with no known result = %+v, want unknown", cp)
+	if cp, _ := l.CachedState(ctx, "o1", "c1"); cp.Known || cp.InFlight {
+		t.Errorf("c1 after a write with no known result = %+v, want unknown, not in flight", cp)
+	}
+	// A read sent after that write ended makes it known again.
+	time.Sleep(2 * time.Millisecond)
+	later, _ := l.Clock(ctx)
+	if ok, err := l.StoreState(ctx, "o1", later, map[string]jobs.PairState{"c1": on}); !ok || err != nil {
+		t.Fatalf("StoreState = %v, %v", ok, err)
+	}
+	if cp, _ := l.CachedState(ctx, "o1", "c1"); !cp.Known || cp.State != on {
+		t.Errorf("c1 read after its unknown write = %+v, want known %v", cp, on)
 	}
 	if err := l.ForgetState(ctx, "o1"); err != nil {
 		t.Fatal(err)

@@ -95,22 +95,21 @@ return {now, tonumber(f[1] or '-1'), f[2] or ''}
 `)
 
 // beforeWriteScript runs before a worker writes to a pair: it records the
-// pair's prior state for the batch (if given and none is recorded) and
+// pair's prior state for the batch unless one is recorded — "?" when the
+// worker does not know it, so that a state read after this write can never
+// pass for the state before the batch — and
 // marks the pair's cached state as in flight. The mark is made even when
 // the organization is not cached, so that a read sent before the write
 // lands, and stored after, cannot make the pair look known.
 //
 // KEYS[1] the batch's prior hash, KEYS[2] the organization's state hash.
 // ARGV[1] retention in seconds, ARGV[2] the pair's field in the prior hash,
-// ARGV[3] its encoded prior state or "" (not known), ARGV[4] the
+// ARGV[3] its encoded prior state or "?" (not known), ARGV[4] the
 // connection id, ARGV[5] the state hash's TTL in ms.
 // Returns 1 if a prior state was newly recorded.
 var beforeWriteScript = redis.NewScript(`
-local n = 0
-if ARGV[3] ~= '' then
-  n = redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
+local n = redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[4], 'I')
 if redis.call('PTTL', KEYS[2]) < 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -177,6 +176,9 @@ type CachedPair struct {
 	// Known is true when the pair's state is known: State is it.
 	Known bool
 	State jobs.PairState
+	// InFlight is true when a write of the pair has not ended (or its
+	// worker died): unknown, and a read does not make it known.
+	InFlight bool
 }
 
 // CachedState returns what the state cache knows of the pair (org, conn).
@@ -193,6 +195,8 @@ func (l *Ledger) CachedState(ctx context.Context, org, conn string) (CachedPair,
 	}
 	cp := CachedPair{Read: true, Age: time.Duration(now-at) * time.Millisecond}
 	switch {
+	case f == "I":
+		cp.InFlight = true
 	case f == "":
 		cp.Known, cp.State = true, jobs.Absent
 	case strings.HasPrefix(f, "K:"):
@@ -252,11 +256,12 @@ func (l *Ledger) UnlockStateRead(ctx context.Context, org, holder string) error 
 }
 
 // BeforeWrite is called before a worker writes to the pair of c for
-// batch: it records prior (when not nil) as the pair's prior state for the
-// batch unless one is recorded, and marks the pair's cached state unknown
+// batch: it records prior as the pair's prior state for the batch unless
+// one is recorded (nil records that the prior state is not known: a state
+// read later is not the state before the batch), and marks the pair's cached state unknown
 // while the write is in flight.
 func (l *Ledger) BeforeWrite(ctx context.Context, batch string, c jobs.Change, prior *jobs.PairState) error {
-	enc := ""
+	enc := unknownPrior
 	if prior != nil {
 		enc = prior.Encode()
 	}
