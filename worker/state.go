@@ -121,6 +121,13 @@ func (h *handler) act(ctx context.Context, p jobs.Payload, holder string, log *s
 		}
 	}
 	if cur != nil && cur.Reflects(c) {
+		// What the batch left, if it wrote to the pair before (an earlier
+		// write whose answer was lost).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := h.ledger.Reflected(rctx, batch, c, *cur); err != nil {
+			return false, &errLedger{err}
+		}
 		return true, nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -21,8 +21,8 @@ the settings back, a remove of a pair the batch created.
 
 What a pair was before comes from the ledger: orgconn apply records it when
 it plans, a worker when it read the organization before writing (--read
-auto or always). Pairs without a recorded prior state are listed ("no prior
-state recorded") and the rest rolled back.
+auto or always). Pairs without a recorded prior state are listed
+("no prior state recorded") and the rest rolled back.
 
 Before enqueuing, rollback reads the current connections of the affected
 organizations (from the fleet's shared read budget). A pair that someone

@@ -289,3 +289,33 @@ func (l *Ledger) AfterWrite(ctx context.Context, batch string, c jobs.Change, le
 	}
 	return nil
 }
+
+// reflectedScript records, for a pair the batch wrote to before (it has a
+// prior state, known or not), the state the tenant was read in when a
+// later change of the batch found nothing to do: the batch's earlier write
+// may have landed without its answer (a lost response), and this is what
+// the batch left.
+//
+// KEYS[1] the batch's prior hash, KEYS[2] the batch's left hash. ARGV[1]
+// retention in seconds, ARGV[2] the pair's field, ARGV[3] the encoded state.
+// Returns 1 if recorded.
+var reflectedScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+`)
+
+// Reflected is called when the worker found the tenant already reflecting
+// c, in state st: if the batch wrote to the pair before, st is what the
+// batch left.
+func (l *Ledger) Reflected(ctx context.Context, batch string, c jobs.Change, st jobs.PairState) error {
+	err := reflectedScript.Run(ctx, l.rdb, []string{l.priorKey(batch), l.leftKey(batch)},
+		int64(l.retention/time.Second), pairID(c.OrgID, c.ConnectionID), st.Encode()).Err()
+	if err != nil {
+		return fmt.Errorf("ledger: record the state of %s/%s: %w", c.OrgID, c.ConnectionID, err)
+	}
+	return nil
+}
