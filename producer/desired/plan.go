@@ -134,11 +134,10 @@ func (p Plan) Orgs() map[string]int {
 	return m
 }
 
-// String describes the step as the plan prints it:
-//
-//   - enable org_1/con_1 (show_as_button=false)
-//     ~ update org_1/con_2 show_as_button true → false, is_signup_enabled false → true
-//   - remove org_2/con_1
+// String describes the step as the plan prints it, e.g.
+// "+ enable org_1/con_1 (show_as_button=false)",
+// "~ update org_1/con_2 show_as_button true → false, is_signup_enabled false → true"
+// or "- remove org_2/con_1".
 func (s Step) String() string {
 	c := s.Change
 	pair := c.OrgID + "/" + c.ConnectionID
