@@ -56,18 +56,23 @@ const DefaultLikelyUnchanged = 0.5
 // is expected to save more write time than it costs: rows changes of the
 // batch go to the organization, of which the share likelyUnchanged is
 // expected to be in effect already (each saves one write). A write costs
-// 1/p.Write seconds of the fleet's budget, a read 1/p.Read. An unknown pace
-// (zero) never reads. So a batch with one row per organization never reads
-// when reads are scarcer than writes (p.Read < p.Write), whatever
-// likelyUnchanged is.
+// 1/p.Write seconds of the fleet's budget, a read 1/p.Read; the saving must
+// exceed the cost by ReadMargin, so that a near tie of rough estimates does
+// not read. An unknown pace (zero) never reads. So a batch with one row per
+// organization never reads when reads are scarcer than writes (p.Read <
+// p.Write), whatever likelyUnchanged is.
 func WorthReading(rows int, likelyUnchanged float64, p ratelimit.Paces) bool {
 	if rows <= 0 || likelyUnchanged <= 0 || p.Read <= 0 || p.Write <= 0 {
 		return false
 	}
 	saved := float64(rows) * math.Min(likelyUnchanged, 1) / p.Write
 	cost := 1 / p.Read
-	return saved > cost
+	return saved > ReadMargin*cost
 }
+
+// ReadMargin is how much more write time a read must be expected to save
+// than it costs before the auto mode reads.
+const ReadMargin = 1.2
 
 // errLedger marks a failure to record in the ledger before a write: the
 // write is not sent and the change is put back.

@@ -181,7 +181,7 @@ const (
 	ReasonNoPrior  = "no prior state recorded"
 	ReasonChanged  = "changed since the batch"
 	ReasonNoLeft   = "what the batch left is not recorded"
-	ReasonUnknowns = "organization no longer exists"
+	ReasonOrgGone = "organization no longer exists"
 )
 
 // RollbackPlan is the plan that puts back the pairs a batch changed.
@@ -256,7 +256,7 @@ func PlanRollback(changed [][2]string, priors, lefts []jobs.PairRecord, current 
 	for _, k := range changed {
 		org, conn := k[0], k[1]
 		if unknown[org] {
-			rp.Skipped = append(rp.Skipped, Skip{org, conn, ReasonUnknowns})
+			rp.Skipped = append(rp.Skipped, Skip{org, conn, ReasonOrgGone})
 			continue
 		}
 		before, ok := prior[k]
