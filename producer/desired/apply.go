@@ -178,9 +178,9 @@ type Skip struct {
 
 // Skip reasons.
 const (
-	ReasonNoPrior  = "no prior state recorded"
-	ReasonChanged  = "changed since the batch"
-	ReasonNoLeft   = "what the batch left is not recorded"
+	ReasonNoPrior = "no prior state recorded"
+	ReasonChanged = "changed since the batch"
+	ReasonNoLeft  = "what the batch left is not recorded"
 	ReasonOrgGone = "organization no longer exists"
 )
 
