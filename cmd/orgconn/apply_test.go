@@ -393,3 +393,25 @@ func TestRollbackRestoresTheStateBeforeAnImport(t *testing.T) {
 		t.Errorf("after the rollback the tenant differs from before the import (%d differences):\n%s", len(d), strings.Join(d, "\n"))
 	}
 }
+
+// TestImportStoresTheReadModeWithTheBatch: import --read is kept with the
+// batch, with its rows per organization, for the workers to follow; a bad
+// mode is a usage error on import and worker.
+func TestImportStoresTheReadModeWithTheBatch(t *testing.T) {
+	_, vars, l := opsSetup(t)
+	f := file(t, "action,org_id,connection_id\nenable,org_1,con_1\nremove,org_1,con_2\nenable,org_2,con_1\ndisable,org_3,con_1\n")
+	code, _, errOut := runCmd(t, vars, "import", "--batch", "r1", "--read", "always", "--skip-invalid", f)
+	if code != exitOK {
+		t.Fatalf("import --read always: exit %d: %s", code, errOut)
+	}
+	h, rows, ok, err := l.Hints(context.Background(), "r1", "org_1")
+	if err != nil || !ok || h.Read != jobs.ReadAlways || h.Rows != 3 || h.Orgs != 2 || rows != 2 || h.LikelyUnchanged != 0.5 {
+		t.Errorf("hints = %+v, org_1 rows %d, %v, %v; want always, 3 rows over 2 organizations, 2 for org_1", h, rows, ok, err)
+	}
+	if code, _, errOut := runCmd(t, vars, "import", "--read", "sometimes", f); code != exitUsage || !strings.Contains(errOut, "--read") {
+		t.Errorf("import --read sometimes: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, vars, "worker", "--read", "sometimes"); code != exitUsage || !strings.Contains(errOut, "--read") {
+		t.Errorf("worker --read sometimes: exit %d: %s", code, errOut)
+	}
+}
