@@ -149,8 +149,12 @@ func (h *handler) act(ctx context.Context, p jobs.Payload, holder string, log *s
 	defer cancel()
 	if aerr := h.ledger.AfterWrite(rctx, batch, c, left); aerr != nil {
 		// The pair stays marked in flight (unknown) in the cache, which is
-		// safe; the state left is not recorded for rollback.
-		log.Warn("cannot record the state the write left", "err", aerr)
+		// safe. A write that succeeded is put back, so that the state it
+		// left is recorded for rollback when it is repeated (harmless).
+		if err == nil {
+			return false, &errLedger{aerr}
+		}
+		log.Warn("cannot record that the write ended", "err", aerr)
 	}
 	return false, err
 }
