@@ -164,7 +164,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	unchanged, err := h.act(mgmt.WithCorrelationID(ctx, id), p, holder, log)
 	stopRenewing()
 	if isLedgerError(err) {
-		log.Warn("cannot record before writing; will try again", "err", err)
+		log.Warn("cannot record the write in the ledger; will try again", "err", err)
 		h.release(c, id, holder, log)
 		return &later{reason: "ledger unavailable", after: 2 * time.Second}
 	}
