@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +145,84 @@ func stateAware(t *testing.T, mode jobs.ReadMode) {
 	if bc.Applied+bc.Unchanged != bc.Total || bc.Dead != 0 {
 		t.Errorf("batch = %+v: every line applied or unchanged", bc)
 	}
+}
+
+// TestStateAwareBenchmark measures a state-aware run against --read never
+// on the essentials shape, time-scaled (ORGCONN_STATE_SCALE, default 20):
+// 1,000 rows over 200 organizations, half of them in effect already.
+// Opt-in (ORGCONN_BENCH_STATE=1): two runs of a minute or more each.
+func TestStateAwareBenchmark(t *testing.T) {
+	if os.Getenv("ORGCONN_BENCH_STATE") == "" {
+		t.Skip("set ORGCONN_BENCH_STATE=1 to measure")
+	}
+	scale := 20.0
+	if v, err := strconv.ParseFloat(os.Getenv("ORGCONN_STATE_SCALE"), 64); err == nil && v > 0 {
+		scale = v
+	}
+	shape := os.Getenv("ORGCONN_STATE_SHAPE")
+	if shape == "" {
+		shape = "essentials"
+	}
+	perOrg := 5
+	if v, err := strconv.Atoi(os.Getenv("ORGCONN_STATE_ROWS_PER_ORG")); err == nil && v > 0 {
+		perOrg = v
+	}
+	elapsed := map[jobs.ReadMode]time.Duration{}
+	for _, mode := range []jobs.ReadMode{jobs.ReadNever, jobs.ReadAuto} {
+		sh, err := mgmttest.LookupShape(shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := sh.Config(scale)
+		cfg.Orgs, cfg.Connections, cfg.Seed = 1000/perOrg, max(perOrg, 2), 3
+		e := newE2E(t, cfg)
+		e.budget, e.planStart = ratelimit.Plans[shape], true
+		if e.budget.Global.Rate == 0 {
+			e.budget = ratelimit.Plans["essentials"]
+		}
+		for _, b := range []*ratelimit.Bucket{&e.budget.Global, &e.budget.Write, &e.budget.Read} {
+			b.Rate *= scale
+		}
+		e.readMode = mode
+		cs := e.sim.Connections()
+		var rows []jobstest.Row
+		for i, org := range e.sim.Orgs() {
+			m := map[string]mgmttest.EnabledConnection{}
+			for j := 0; j < perOrg; j++ {
+				conn := cs[j%len(cs)].ID
+				present := j < (perOrg+1)/2
+				if present {
+					m[conn] = mgmttest.EnabledConnection{ShowAsButton: true}
+				}
+				inPlace := (i*perOrg+j)%2 == 0
+				c := jobs.Change{OrgID: org, ConnectionID: conn}
+				switch {
+				case present && inPlace:
+					c.Action, c.ShowAsButton = jobs.Enable, jobs.True
+				case present:
+					c.Action, c.ShowAsButton = jobs.Update, jobs.False
+				case inPlace:
+					c.Action = jobs.Remove
+				default:
+					c.Action = jobs.Enable
+				}
+				rows = append(rows, jobstest.Row{Line: len(rows) + 2, Change: c})
+			}
+			e.sim.SetState(org, m)
+		}
+		if err := e.ledger.SetHints(context.Background(), e.batch, jobs.BatchHints{Read: jobs.ReadAuto, Rows: len(rows), Orgs: len(e.sim.Orgs()), LikelyUnchanged: 0.5}); err != nil {
+			t.Fatal(err)
+		}
+		e.importRows(rows)
+		start := time.Now()
+		e.startWorker("w1", 10)
+		e.startWorker("w2", 10)
+		bc := e.waitDone(15 * time.Minute)
+		elapsed[mode] = time.Since(start)
+		st := e.sim.Stats()
+		t.Logf("%s ×%g, %d rows, %d per organization, --read %s: %v; %d unchanged, %d applied; %d requests, %d writes applied, %d list calls, %d throttled",
+			shape, scale, len(rows), perOrg, mode, elapsed[mode].Round(time.Millisecond), bc.Unchanged, bc.Applied, st.Total, st.Writes,
+			st.Count("GET", mgmttest.RouteEnabledConnections, 200), st.Throttled)
+	}
+	t.Logf("auto / never = %.2f", elapsed[jobs.ReadAuto].Seconds()/elapsed[jobs.ReadNever].Seconds())
 }
