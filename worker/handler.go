@@ -163,6 +163,10 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	unchanged, err := h.act(mgmt.WithCorrelationID(ctx, id), p, holder, log)
 	stopRenewing()
+	if lt := (*later)(nil); errors.As(err, &lt) {
+		h.release(c, id, holder, log)
+		return lt
+	}
 	if isLedgerError(err) {
 		log.Warn("cannot record the write in the ledger; will try again", "err", err)
 		h.release(c, id, holder, log)

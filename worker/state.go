@@ -194,7 +194,8 @@ func rowsFor(h jobs.BatchHints, orgRows int) int {
 // not older than the bound, reading the organization first when the mode
 // says so; nil when the state is not known. In mode always a read that
 // fails for a reason that may pass (a 5xx, a lost answer) is returned as
-// the attempt's error, so that the change is tried again knowing the
+// the attempt's error, and a read another worker is still making puts the
+// change back (*later), so that the change is tried again knowing the
 // state rather than written blind.
 func (h *handler) knownState(ctx context.Context, c jobs.Change, mode jobs.ReadMode, hints jobs.BatchHints, orgRows int, holder string, log *slog.Logger) (*jobs.PairState, error) {
 	cp, err := h.ledger.CachedState(ctx, c.OrgID, c.ConnectionID)
@@ -213,11 +214,22 @@ func (h *handler) knownState(ctx context.Context, c jobs.Change, mode jobs.ReadM
 		return nil, nil
 	}
 	st, err := h.readOrg(ctx, c, holder, log)
-	if err != nil && mode == jobs.ReadAlways && mgmt.StatusOf(err) != http.StatusNotFound && Classify(err).Kind != Dead {
+	switch {
+	case err == nil || mode != jobs.ReadAlways:
+		return st, nil
+	case errors.Is(err, errReadBusy):
+		// Another worker is reading the organization and has not finished:
+		// come back once it has, rather than write blind.
+		return nil, &later{reason: "another worker is reading the organization", after: time.Second}
+	case mgmt.StatusOf(err) != http.StatusNotFound && Classify(err).Kind != Dead:
 		return nil, err
 	}
-	return st, nil
+	return nil, nil
 }
+
+// errReadBusy: another worker holds the right to read the organization and
+// its read did not arrive in time.
+var errReadBusy = errors.New("another worker is reading the organization")
 
 // stateReadLock bounds how long one worker holds the right to read an
 // organization for the fleet; stateReadWait how long others wait for its
@@ -255,7 +267,7 @@ func (h *handler) readOrg(ctx context.Context, c jobs.Change, holder string, log
 				return nil, nil
 			}
 		}
-		return nil, nil
+		return nil, errReadBusy
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

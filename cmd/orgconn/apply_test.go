@@ -307,8 +307,19 @@ func TestRollbackRestoresTheStateBeforeAnImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := file(t, buf.String())
-	startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
-	startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
+	w1 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
+	w2 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("ORGCONN_TEST_WORKER_LOGS") != "" {
+			for _, w := range []*workerRun{w1, w2} {
+				for _, line := range strings.Split(w.stderr.String(), "\n") {
+					if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+						t.Log(line)
+					}
+				}
+			}
+		}
+	})
 	start := time.Now()
 	code, out, errOut := runCmd(t, st.vars, "import", "--batch", "imp", "--read", "always", "--wait", "--interval", "100ms", changes)
 	if code != exitOK {
