@@ -48,8 +48,10 @@ type Budget interface {
 var _ Budget = (*ratelimit.Limiter)(nil)
 
 // DefaultLikelyUnchanged is the share of a batch's rows that the auto mode
-// expects the tenant to reflect already when the batch's producer said
-// nothing (a webhook batch).
+// expects the tenant to reflect already for an imported file, of which
+// nothing is known (orgconn import stores it with the batch). A batch whose
+// producer stored no hints (a webhook batch) is expected to hold nothing in
+// effect: auto does not read for it.
 const DefaultLikelyUnchanged = 0.5
 
 // WorthReading reports whether one read of an organization's associations
@@ -166,7 +168,10 @@ func (h *handler) readPlan(ctx context.Context, batch, org string) (jobs.ReadMod
 	}
 	hints, orgRows, ok, err := h.ledger.Hints(ctx, batch, org)
 	if err != nil || !ok {
-		hints = jobs.BatchHints{Read: jobs.ReadAuto, LikelyUnchanged: DefaultLikelyUnchanged}
+		// A batch whose producer told nothing (a webhook batch, one
+		// imported by an older orgconn): auto has nothing to weigh and
+		// does not read.
+		hints = jobs.BatchHints{Read: jobs.ReadAuto, LikelyUnchanged: 0}
 	}
 	mode := h.state.mode
 	if mode == "" {
@@ -215,12 +220,12 @@ func (h *handler) knownState(ctx context.Context, c jobs.Change, mode jobs.ReadM
 	}
 	st, err := h.readOrg(ctx, c, holder, log)
 	switch {
-	case err == nil || mode != jobs.ReadAlways:
-		return st, nil
 	case errors.Is(err, errReadBusy):
 		// Another worker is reading the organization and has not finished:
-		// come back once it has, rather than write blind.
+		// come back once it has, rather than hold a slot or write blind.
 		return nil, &later{reason: "another worker is reading the organization", after: time.Second}
+	case err == nil || mode != jobs.ReadAlways:
+		return st, nil
 	case mgmt.StatusOf(err) != http.StatusNotFound && Classify(err).Kind != Dead:
 		return nil, err
 	}
@@ -233,10 +238,10 @@ var errReadBusy = errors.New("another worker is reading the organization")
 
 // stateReadLock bounds how long one worker holds the right to read an
 // organization for the fleet; stateReadWait how long others wait for its
-// read before writing blind.
+// read, holding their slot, before they are put back to come again.
 const (
 	stateReadLock = 30 * time.Second
-	stateReadWait = 5 * time.Second
+	stateReadWait = time.Second
 )
 
 // readOrg reads the organization's associations into the cache (one worker
