@@ -79,6 +79,12 @@ type Config struct {
 	// MaxNames bounds the distinct names one import looks up; the rows
 	// naming more are invalid. Zero means 100,000.
 	MaxNames int
+	// Prepare, if not nil, is called once per import after validation and
+	// before the first row is accepted, with the batch, its valid rows and
+	// their count per organization: to store what the batch's workers need
+	// to know before its tasks exist (the read mode). An error ends the
+	// import before anything is enqueued.
+	Prepare func(ctx context.Context, batch string, rows int, orgRows map[string]int) error
 }
 
 // Progress reports work under way.
@@ -114,6 +120,8 @@ type Result struct {
 	DryRun        bool          `json:"dry_run,omitempty"`
 	Rejected      bool          `json:"rejected,omitempty"` // invalid rows and no SkipInvalid: nothing enqueued
 	Elapsed       time.Duration `json:"-"`
+
+	orgRows map[string]int // valid rows per organization, when Config.Prepare is set
 }
 
 // Importer imports CSV files. Safe for concurrent use.
@@ -173,6 +181,12 @@ func (im *Importer) ImportFile(ctx context.Context, path string, opts Options) (
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("read %s again: %w", name, err)
+	}
+	if im.cfg.Prepare != nil {
+		if err := im.cfg.Prepare(ctx, res.Batch, res.Valid, res.orgRows); err != nil {
+			res.Elapsed = time.Since(start)
+			return res, fmt.Errorf("prepare batch %s: %w", res.Batch, err)
+		}
 	}
 	err = im.enqueue(ctx, run, f, res.Batch, "csv:"+name, res.Rows, &res)
 	res.Elapsed = time.Since(start)
@@ -408,6 +422,12 @@ func (im *Importer) validate(ctx context.Context, run *run, r io.Reader) (Result
 		}
 		if len(rec.Errors) == 0 {
 			res.Valid++
+			if im.cfg.Prepare != nil {
+				if res.orgRows == nil {
+					res.orgRows = map[string]int{}
+				}
+				res.orgRows[rec.Change.OrgID]++
+			}
 		} else {
 			res.Invalid++
 			for _, e := range rec.Errors {

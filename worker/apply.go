@@ -54,40 +54,71 @@ func settings(c jobs.Change) mgmt.Settings {
 // Each call is repeated while it is throttled (429): the pacer holds it until
 // the budget is back, and throttling spends no attempt.
 func apply(ctx context.Context, api API, c jobs.Change) error {
+	_, err := applyBlind(ctx, api, c)
+	return err
+}
+
+// applyBlind is apply, knowing nothing of the pair's state; it also returns
+// the state the change left when the answers tell it (nil when they do not:
+// an enable of an existing pair with no flag to set).
+func applyBlind(ctx context.Context, api API, c jobs.Change) (*jobs.PairState, error) {
 	s := settings(c)
 	switch c.Action {
 	case jobs.Enable:
-		err := untilNotThrottled(ctx, func() error {
-			_, err := api.Enable(ctx, c.OrgID, c.ConnectionID, s)
+		var ec mgmt.EnabledConnection
+		err := untilNotThrottled(ctx, func() (err error) {
+			ec, err = api.Enable(ctx, c.OrgID, c.ConnectionID, s)
 			return err
 		})
 		if mgmt.StatusOf(err) != http.StatusConflict {
-			return explainNotFound(ctx, api, c.OrgID, err)
+			return leftOf(ec, err), explainNotFound(ctx, api, c.OrgID, err)
 		}
-		if s.Empty() {
-			return nil
-		}
-		return explainNotFound(ctx, api, c.OrgID, untilNotThrottled(ctx, func() error {
-			_, err := api.Update(ctx, c.OrgID, c.ConnectionID, s)
-			return err
-		}))
+		return patchGiven(ctx, api, c, s)
 	case jobs.Update:
-		return explainNotFound(ctx, api, c.OrgID, untilNotThrottled(ctx, func() error {
-			_, err := api.Update(ctx, c.OrgID, c.ConnectionID, s)
-			return err
-		}))
+		return patchGiven(ctx, api, c, s)
 	case jobs.Remove:
-		err := untilNotThrottled(ctx, func() error { return api.Remove(ctx, c.OrgID, c.ConnectionID) })
-		if mgmt.StatusOf(err) != http.StatusNotFound {
-			return err
-		}
+		return removeKnown(ctx, api, c)
+	}
+	return nil, errors.New("unknown action " + string(c.Action))
+}
+
+// patchGiven sends the flags of s as one PATCH (nothing when s is empty).
+func patchGiven(ctx context.Context, api API, c jobs.Change, s mgmt.Settings) (*jobs.PairState, error) {
+	if s.Empty() {
+		return nil, nil
+	}
+	var ec mgmt.EnabledConnection
+	err := untilNotThrottled(ctx, func() (err error) {
+		ec, err = api.Update(ctx, c.OrgID, c.ConnectionID, s)
+		return err
+	})
+	return leftOf(ec, err), explainNotFound(ctx, api, c.OrgID, err)
+}
+
+// removeKnown sends the DELETE of c; a 404 of a known organization means
+// the pair is already absent.
+func removeKnown(ctx context.Context, api API, c jobs.Change) (*jobs.PairState, error) {
+	err := untilNotThrottled(ctx, func() error { return api.Remove(ctx, c.OrgID, c.ConnectionID) })
+	if mgmt.StatusOf(err) == http.StatusNotFound {
 		err = explainNotFound(ctx, api, c.OrgID, err)
 		if !isUnknownOrg(err) && mgmt.StatusOf(err) == http.StatusNotFound {
-			return nil // the organization exists: the connection is already not enabled
+			err = nil // the organization exists: the connection is already not enabled
 		}
-		return err
 	}
-	return errors.New("unknown action " + string(c.Action))
+	if err != nil {
+		return nil, err
+	}
+	absent := jobs.Absent
+	return &absent, nil
+}
+
+// leftOf is the state an enable or update answered with, or nil after an
+// error.
+func leftOf(ec mgmt.EnabledConnection, err error) *jobs.PairState {
+	if err != nil {
+		return nil
+	}
+	return &jobs.PairState{Present: true, AssignMembershipOnLogin: ec.AssignMembershipOnLogin, ShowAsButton: ec.ShowAsButton, IsSignupEnabled: ec.IsSignupEnabled}
 }
 
 // explainNotFound returns err, unless it is a 404 from the Management API:

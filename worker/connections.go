@@ -67,6 +67,19 @@ func (h *handler) mode(ctx context.Context) (apimode.Mode, string, error) {
 	return res.Mode, why, nil
 }
 
+// stateAware reports whether c takes the state-aware path (act, state.go):
+// a change by ids that the legacy endpoints can express, on a tenant in
+// legacy mode — the legacy list the state is read from does not show
+// disabled associations or the newer fields. Connections mode, names and
+// the newer fields go through execute.
+func (h *handler) stateAware(ctx context.Context, c jobs.Change) bool {
+	if c.Unresolved() || c.NeedsConnectionsAPI() {
+		return false
+	}
+	mode, _, err := h.mode(ctx)
+	return err == nil && mode == apimode.Legacy
+}
+
 // execute makes c true on the tenant: it resolves the tenant's API mode and
 // the names c gives instead of ids, then applies it through the endpoints of
 // that mode — the newer Organization connections endpoints in connections mode

@@ -80,6 +80,7 @@ type handler struct {
 	observe     func(jobs.Action, Outcome) // for metrics and tests; may be nil
 	apiMode     *apimode.Resolver          // the tenant's API mode (Config.APIMode); nil: legacy
 	names       *nameCache                 // names given instead of ids, looked up once per fleet (names.go)
+	state       *stateReader               // read mode, budget and the bound on a read's age
 	// solo lets a change suspected of crashing its worker run alone: the
 	// others hold it shared while they act.
 	solo sync.RWMutex
@@ -163,8 +164,33 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		crashHook(id, c)
 	}
 
-	err = h.execute(mgmt.WithCorrelationID(ctx, id), c) // names resolved, by API mode (connections.go)
+	wctx := mgmt.WithCorrelationID(ctx, id)
+	var unchanged bool
+	if h.stateAware(wctx, c) {
+		unchanged, err = h.act(wctx, p, holder, log) // knows the pair's state when worth it (state.go)
+	} else {
+		err = h.execute(wctx, c) // names resolved, by API mode (connections.go)
+	}
 	stopRenewing()
+	if lt := (*later)(nil); errors.As(err, &lt) {
+		h.release(c, id, holder, log)
+		return lt
+	}
+	if isLedgerError(err) {
+		log.Warn("cannot record the write in the ledger; will try again", "err", err)
+		h.release(c, id, holder, log)
+		return &later{reason: "ledger unavailable", after: 2 * time.Second}
+	}
+	if unchanged {
+		if err := h.resolve(ctx, p, id, holder, ledger.Unchanged, nil); err != nil {
+			log.Warn("cannot record unchanged change; will try again", "err", err)
+			h.release(c, id, holder, log)
+			return &later{reason: "ledger unavailable", after: 2 * time.Second}
+		}
+		h.report(c.Action, Outcome{Kind: Done, Reason: ReasonUnchanged})
+		log.Info("unchanged: the tenant already reflects the change; nothing written")
+		return nil
+	}
 	o := Classify(err)
 	attempt, _ := asynq.GetRetryCount(ctx)
 	attempt++ // attempts so far, this one included

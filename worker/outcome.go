@@ -41,8 +41,11 @@ type Reason string
 
 // The reasons.
 const (
-	ReasonApplied          Reason = "applied"
-	ReasonSuperseded       Reason = "superseded"
+	ReasonApplied    Reason = "applied"
+	ReasonSuperseded Reason = "superseded"
+	// ReasonUnchanged: the worker read the tenant and found the change in
+	// effect already; nothing was written.
+	ReasonUnchanged        Reason = "unchanged"
 	ReasonRateLimited      Reason = "rate_limited"
 	ReasonServerError      Reason = "server_error"
 	ReasonTimeout          Reason = "timeout"

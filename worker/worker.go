@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -47,6 +48,9 @@ const (
 	// supervisor's grace period (Kubernetes' terminationGracePeriodSeconds,
 	// Compose's stop_grace_period) must be longer.
 	DefaultShutdownTimeout = 40 * time.Second
+	// DefaultStateMaxAge is the oldest read of an organization's
+	// associations a worker trusts.
+	DefaultStateMaxAge = 30 * time.Second
 )
 
 // Stopper is a limiter that can be told to stop handing out budget.
@@ -123,6 +127,18 @@ type Config struct {
 	// Instance names this process in logs and leases. Empty means
 	// hostname-pid.
 	Instance string
+	// ReadMode is when this worker reads an organization's associations
+	// before writing to it (see state.go): jobs.ReadNever, ReadAuto or
+	// ReadAlways. Empty follows each batch's mode (stored by import and
+	// apply), and auto for a batch that has none.
+	ReadMode jobs.ReadMode
+	// Budget gives the fleet's learned read and write paces, which the
+	// auto read mode weighs. Nil means auto never reads.
+	Budget Budget
+	// StateMaxAge is the oldest read of an organization's associations the
+	// worker trusts; an older one is read again (or the change is written
+	// blind). Zero means DefaultStateMaxAge (30 s).
+	StateMaxAge time.Duration
 	// Observe, if not nil, is called with the action and outcome of every
 	// delivery that reached one (a change put back because an earlier change
 	// of its pair is pending reaches none). A Dead outcome is reported once
@@ -169,9 +185,15 @@ func (c *Config) validate() error {
 		{"OrphanCheck", c.OrphanCheck < 0, c.OrphanCheck, DefaultOrphanCheck},
 		{"OrphanGrace", c.OrphanGrace < 0, c.OrphanGrace, DefaultOrphanGrace},
 		{"ShutdownTimeout", c.ShutdownTimeout < 0, c.ShutdownTimeout, DefaultShutdownTimeout},
+		{"StateMaxAge", c.StateMaxAge < 0, c.StateMaxAge, DefaultStateMaxAge},
 	} {
 		if f.negative {
 			errs = append(errs, fmt.Errorf("worker: Config.%s is %v: want a positive value (0: %v)", f.name, f.value, f.is))
+		}
+	}
+	if c.ReadMode != "" {
+		if _, err := jobs.ParseReadMode(string(c.ReadMode)); err != nil || string(c.ReadMode) != strings.ToLower(string(c.ReadMode)) {
+			errs = append(errs, fmt.Errorf("worker: Config.ReadMode %q: want never, auto, always or empty (follow the batch)", c.ReadMode))
 		}
 	}
 	if c.NoOrphanCheck && c.OrphanCheck != 0 {
@@ -205,6 +227,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.OrphanGrace = cmp.Or(c.OrphanGrace, DefaultOrphanGrace)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.StateMaxAge = cmp.Or(c.StateMaxAge, DefaultStateMaxAge)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -249,6 +272,7 @@ func New(cfg Config) (*Worker, error) {
 		observe:     cfg.Observe,
 		apiMode:     cfg.APIMode,
 		names:       newNameCache(cfg.Redis, cfg.Ledger.Name(), cfg.Tenant),
+		state:       &stateReader{mode: cfg.ReadMode, budget: cfg.Budget, maxAge: cfg.StateMaxAge},
 	}
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,

@@ -40,6 +40,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"import", "validate a CSV file of changes and enqueue them", runImport},
+		{"apply", "make the tenant as a desired-state file says: plan the changes and enqueue them", runApply},
+		{"rollback", "put back the pairs a batch changed, as they were before it", runRollback},
 		{"worker", "apply queued changes through the Management API", runWorker},
 		{"serve", "receive changes and Auth0 events over HTTP (webhooks) and enqueue them", runServe},
 		{"status", "show batches' progress, or wait until a batch is finished", runStatus},

@@ -11,8 +11,11 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/autopipe"
+	"github.com/orgconn/orgconn/producer/desired"
+	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/apimode"
 	"github.com/orgconn/orgconn/worker/ledger"
 	"github.com/orgconn/orgconn/worker/mgmt"
@@ -73,6 +76,15 @@ probed and remembered in Redis for the tenant of AUTH0_DOMAIN; with
 credentials, import probes it itself when none is remembered; undecided
 otherwise until a worker has probed). --json reports it as api_mode.
 
+--read says when the workers read an organization's connections before
+writing to it (stored with the batch; a worker's own --read overrides it):
+never (write blind), auto (the default: read when the read is expected to
+save more write time than it costs, judged from the fleet's learned read and
+write paces and the batch's rows for the organization) or always. A worker
+that read skips a change the tenant already reflects (outcome "unchanged"),
+sends an enable of an existing pair as one PATCH, and records each pair's
+state before the batch's first write (for orgconn rollback).
+
 With --wait, import then waits until the workers have resolved every line
 of the batch: a progress bar when standard output is a terminal, else a
 progress line on stderr every --interval (orgconn status --wait does the
@@ -97,6 +109,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
 	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
 	apiFlag := f.withAPIMode()
+	readFlag := f.String("read", string(jobs.ReadAuto), "when the workers read an organization's connections before writing: never, auto or always (stored with the batch)")
 	domain := f.String("auth0-domain", e.getenv("AUTH0_DOMAIN"), "the tenant (domain or base URL; env AUTH0_DOMAIN), whose remembered API mode --api auto reads")
 	if code, ok := f.parse(args); !ok {
 		return code
@@ -104,6 +117,10 @@ func runImport(ctx context.Context, e *env, args []string) int {
 	mode, err := apiMode(*apiFlag)
 	if err != nil {
 		return errorf(e, exitUsage, "import: %v", err)
+	}
+	readMode, err := jobs.ParseReadMode(*readFlag)
+	if err != nil {
+		return errorf(e, exitUsage, "import: --read: %v", err)
 	}
 	tenant := ""
 	if *domain != "" {
@@ -163,6 +180,13 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		client := asynq.NewClientFromRedisClient(rdb)
 		closeRedis = func() { client.Close(); rdb.Close() }
 		cfg.Ledger, cfg.Queue = l, client
+		cfg.Prepare = func(ctx context.Context, batch string, rows int, orgRows map[string]int) error {
+			h := jobs.BatchHints{Read: readMode, Rows: rows, Orgs: len(orgRows), LikelyUnchanged: worker.DefaultLikelyUnchanged}
+			if len(orgRows) <= desired.MaxOrgRows {
+				h.OrgRows = orgRows
+			}
+			return l.SetHints(ctx, batch, h)
+		}
 	}
 	if closeRedis != nil {
 		defer closeRedis()
@@ -251,7 +275,7 @@ func runImport(ctx context.Context, e *env, args []string) int {
 		st := toJSON(bc)
 		report(e, res, nil, true, &st, api)
 	} else {
-		fmt.Fprintf(e.stdout, "batch %s finished: %d applied, %d superseded, %d dead-lettered\n", bc.Name, bc.Applied, bc.Superseded, bc.Dead)
+		fmt.Fprintln(e.stdout, finishedLine(bc))
 	}
 	return finishedCode(bc)
 }

@@ -94,7 +94,7 @@ func TestStatusReportAndDeadLetterCommands(t *testing.T) {
 	// report
 	path := filepath.Join(t.TempDir(), "results.csv")
 	code, _, errOut = runCmd(t, vars, "report", "b1", "--out", path)
-	if code != exitOK || !strings.Contains(errOut, "3 lines (1 applied, 0 superseded, 1 failed, 1 pending)") {
+	if code != exitOK || !strings.Contains(errOut, "3 lines (1 applied, 0 superseded, 0 unchanged, 1 failed, 1 pending)") {
 		t.Fatalf("report: exit %d, %q", code, errOut)
 	}
 	data, _ := os.ReadFile(path)
@@ -243,13 +243,13 @@ func TestImportWaitAndTheDeadLetterRoundTrip(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := runCmdCtx(context.Background(), vars, &out, &errOut, true, "import", "--batch", "w1", "--wait", "--interval", "50ms", file(t, csvText))
 	if code != exitDeadLetters || !strings.Contains(out.String(), "\rw1 [") || !strings.Contains(out.String(), "3/3 100%") ||
-		!strings.Contains(out.String(), "batch w1 finished: 2 applied, 0 superseded, 1 dead-lettered") {
+		!strings.Contains(out.String(), "batch w1 finished: 2 applied, 0 superseded, 0 unchanged, 1 dead-lettered") {
 		t.Fatalf("import --wait: exit %d, want %d; stdout %q, stderr %q", code, exitDeadLetters, out.String(), errOut.String())
 	}
 	out.Reset()
 	errOut.Reset()
 	code = runCmdCtx(context.Background(), vars, &out, &errOut, false, "status", "w1", "--wait", "--interval", "50ms")
-	if code != exitDeadLetters || !strings.Contains(errOut.String(), "w1: 3/3 resolved (2 applied, 0 superseded, 1 dead-lettered)") {
+	if code != exitDeadLetters || !strings.Contains(errOut.String(), "w1: 3/3 resolved (2 applied, 0 superseded, 0 unchanged, 1 dead-lettered)") {
 		t.Errorf("status --wait of a finished batch with a dead letter: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 

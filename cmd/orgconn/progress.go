@@ -65,8 +65,13 @@ func (p *progress) finish(bc ledger.BatchCounts) {
 
 // progressLine is one plain progress line.
 func progressLine(bc ledger.BatchCounts) string {
-	return fmt.Sprintf("%s: %d/%d resolved (%d applied, %d superseded, %d dead-lettered), %d retrying, %d pending, %s, ETA %s",
-		bc.Name, bc.Total-bc.Pending, bc.Total, bc.Applied, bc.Superseded, bc.Dead, bc.Retrying, bc.Waiting(), rateText(bc), etaText(bc))
+	return fmt.Sprintf("%s: %d/%d resolved (%d applied, %d superseded, %d unchanged, %d dead-lettered), %d retrying, %d pending, %s, ETA %s",
+		bc.Name, bc.Total-bc.Pending, bc.Total, bc.Applied, bc.Superseded, bc.Unchanged, bc.Dead, bc.Retrying, bc.Waiting(), rateText(bc), etaText(bc))
+}
+
+// finishedLine is the line that reports a finished batch.
+func finishedLine(bc ledger.BatchCounts) string {
+	return fmt.Sprintf("batch %s finished: %d applied, %d superseded, %d unchanged, %d dead-lettered", bc.Name, bc.Applied, bc.Superseded, bc.Unchanged, bc.Dead)
 }
 
 func rateText(bc ledger.BatchCounts) string {
@@ -93,6 +98,7 @@ type batchJSON struct {
 	Total        int64     `json:"total"`
 	Applied      int64     `json:"applied"`
 	Superseded   int64     `json:"superseded"`
+	Unchanged    int64     `json:"unchanged"`
 	Retrying     int64     `json:"retrying"`
 	DeadLettered int64     `json:"dead_lettered"`
 	Purged       int64     `json:"purged"`
@@ -110,7 +116,7 @@ type batchJSON struct {
 func toJSON(bc ledger.BatchCounts) batchJSON {
 	j := batchJSON{
 		Batch: bc.Name, Source: bc.Source, Created: bc.Created.UTC(), Updated: bc.Updated.UTC(),
-		Total: bc.Total, Applied: bc.Applied, Superseded: bc.Superseded, Retrying: bc.Retrying,
+		Total: bc.Total, Applied: bc.Applied, Superseded: bc.Superseded, Unchanged: bc.Unchanged, Retrying: bc.Retrying,
 		DeadLettered: bc.Dead, Purged: bc.Purged, Requeued: bc.Requeued, Pending: bc.Waiting(),
 		Done: bc.Done(), Rate: bc.Rate(), RateWindow: bc.Window.Seconds(),
 	}

@@ -20,7 +20,8 @@ with the columns:
   line, action, org_id, connection_id   the line and its change
   flags                                 the flags it gives, e.g.
                                         "show_as_button=false;is_signup_enabled=true"
-  outcome                               applied, superseded, failed (dead-lettered)
+  outcome                               applied, superseded, unchanged (already in
+                                        effect: no write), failed (dead-lettered)
                                         or pending (not resolved yet)
   reason                                why it failed, was superseded, or is
                                         being retried
@@ -82,8 +83,8 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	if dest == "-" {
 		dest = "standard output"
 	}
-	fmt.Fprintf(e.stderr, "report of batch %s: %d lines (%d applied, %d superseded, %d failed, %d pending) written to %s\n",
-		batch, sum.Lines, sum.Applied, sum.Superseded, sum.Failed, sum.Pending, dest)
+	fmt.Fprintf(e.stderr, "report of batch %s: %d lines (%d applied, %d superseded, %d unchanged, %d failed, %d pending) written to %s\n",
+		batch, sum.Lines, sum.Applied, sum.Superseded, sum.Unchanged, sum.Failed, sum.Pending, dest)
 	return exitOK
 }
 

@@ -22,6 +22,8 @@ Shows a batch's progress (the most recent batches when no BATCH is given):
   total          lines accepted
   applied        in effect
   superseded     skipped: a later change to the same pair made them obsolete
+  unchanged      skipped: the worker read the tenant and found them in effect
+                 already (no write sent; see --read on orgconn worker)
   retrying       failed at least one attempt (5xx, network, timeout) and will
                  be tried again
   dead-lettered  cannot succeed as given: see orgconn dlq list
@@ -134,13 +136,13 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "BATCH\tTOTAL\tAPPLIED\tSUPERSEDED\tRETRYING\tDEAD-LETTERED\tPENDING\tRATE\tETA\t")
+	fmt.Fprintln(tw, "BATCH\tTOTAL\tAPPLIED\tSUPERSEDED\tUNCHANGED\tRETRYING\tDEAD-LETTERED\tPENDING\tRATE\tETA\t")
 	for _, bc := range all {
 		dead := fmt.Sprint(bc.Dead)
 		if bc.Purged > 0 {
 			dead = fmt.Sprintf("%d (%d purged)", bc.Dead, bc.Purged)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t\n", bc.Name, bc.Total, bc.Applied, bc.Superseded, bc.Retrying, dead, bc.Waiting(), rateText(bc), etaText(bc))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t\n", bc.Name, bc.Total, bc.Applied, bc.Superseded, bc.Unchanged, bc.Retrying, dead, bc.Waiting(), rateText(bc), etaText(bc))
 	}
 	tw.Flush()
 	if len(blocked) > 0 {
@@ -266,7 +268,7 @@ func waitBatch(ctx context.Context, e *env, l *ledger.Ledger, batch string, o wa
 	if o.asJSON {
 		writeJSON(e.stdout, toJSON(bc))
 	} else {
-		fmt.Fprintf(e.stdout, "batch %s finished: %d applied, %d superseded, %d dead-lettered\n", bc.Name, bc.Applied, bc.Superseded, bc.Dead)
+		fmt.Fprintln(e.stdout, finishedLine(bc))
 	}
 	return finishedCode(bc)
 }

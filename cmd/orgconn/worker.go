@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
+	"github.com/orgconn/orgconn/jobs"
 	"github.com/orgconn/orgconn/worker"
 	"github.com/orgconn/orgconn/worker/metrics"
 	"github.com/orgconn/orgconn/worker/ratelimit"
@@ -38,6 +39,17 @@ machine holds it, the worker takes a free loopback port instead and logs it
 --metrics-addr :9464 (or 0.0.0.0:9464) listens on every interface. An address
 given explicitly that is taken is an error; --metrics-addr '' serves nothing.
 
+--read says when this worker reads an organization's connections (one list
+call, from the read budget) before its first write to it: never, auto (read
+when the read is expected to save more write time than it costs, from the
+learned read and write paces and the batch's rows for the organization) or
+always. Without --read the worker follows each batch's mode (orgconn import
+--read; auto for batches that have none). Knowing the state, a worker skips
+changes already in effect (outcome "unchanged"), sends an enable of an
+existing pair as one PATCH, and records each pair's prior state for orgconn
+rollback. A read older than --state-max-age, or a write refused because the
+state moved (404, 409), is read again or written blind, never trusted.
+
 Shutdown waits up to 40 s for calls in flight: give a supervisor's grace
 period (Kubernetes terminationGracePeriodSeconds) more than that.
 
@@ -57,6 +69,8 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 	apiFlag := f.withAPIMode()
 	concurrency := f.Int("concurrency", worker.DefaultConcurrency, "changes worked on at once by this process (1 or more)")
 	maxAttempts := f.Int("max-attempts", worker.DefaultMaxAttempts, "failed attempts (5xx, network, timeout) before a change is dead-lettered (1 or more)")
+	readFlag := f.String("read", e.getenv("ORGCONN_READ"), "when to read an organization's connections before writing to it: never, auto or always; empty follows each batch's mode (env ORGCONN_READ)")
+	stateMaxAge := f.Duration("state-max-age", worker.DefaultStateMaxAge, "the oldest read of an organization's connections the worker trusts")
 	metricsAddr := f.String("metrics-addr", envOr(e, "ORGCONN_METRICS_ADDR", defaultMetricsAddr), "address of /metrics, /healthz and /readyz: loopback unless asked (:9464 is every interface); a taken default falls back to a free loopback port; empty: none (env ORGCONN_METRICS_ADDR)")
 	mt := f.withMetricsToken()
 	maxCrashes := f.Int("max-crashes", worker.DefaultMaxCrashes, "times in a row a worker may stop (crash, OOM kill) while acting on one change before it is dead-lettered as crashed_worker (1 or more)")
@@ -76,6 +90,16 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		return errorf(e, exitUsage, "worker: --max-crashes %d: want 1 or more", *maxCrashes)
 	case *orphanCheck < 0:
 		return errorf(e, exitUsage, "worker: --orphan-check %v: want a positive interval, or 0 for none", *orphanCheck)
+	case *stateMaxAge <= 0:
+		return errorf(e, exitUsage, "worker: --state-max-age %v: want a positive duration", *stateMaxAge)
+	}
+	var readMode jobs.ReadMode
+	if *readFlag != "" {
+		m, err := jobs.ParseReadMode(*readFlag)
+		if err != nil {
+			return errorf(e, exitUsage, "worker: --read: %v", err)
+		}
+		readMode = m
 	}
 	mode, err := apiMode(*apiFlag)
 	if err != nil {
@@ -117,6 +141,7 @@ func runWorker(ctx context.Context, e *env, args []string) int {
 		Worker: worker.Config{
 			Queue: q.queue, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxCrashes: *maxCrashes,
 			OrphanCheck: *orphanCheck, NoOrphanCheck: *orphanCheck == 0,
+			ReadMode: readMode, StateMaxAge: *stateMaxAge,
 		},
 		Logger: log,
 	})

@@ -6,7 +6,7 @@
 //
 // asynq carries the tasks; the ledger decides which of them may act. A task
 // may act only when its change is the head of its pair's queue; it leaves the
-// queue once resolved (applied, superseded or dead-lettered), which makes the
+// queue once resolved (applied, superseded, unchanged or dead-lettered), which makes the
 // next change the head. Every step is one atomic Lua script over keys that
 // share the {prefix} hash tag, so the ledger works on a Redis Cluster too.
 package ledger
@@ -247,7 +247,10 @@ const (
 	Retrying   Outcome = 'r'
 	Applied    Outcome = 'a'
 	Superseded Outcome = 's'
-	Dead       Outcome = 'd'
+	// Unchanged: the worker read the tenant and found the change already in
+	// effect; no write was sent.
+	Unchanged Outcome = 'u'
+	Dead      Outcome = 'd'
 )
 
 func (o Outcome) String() string {
@@ -260,15 +263,19 @@ func (o Outcome) String() string {
 		return "applied"
 	case Superseded:
 		return "superseded"
+	case Unchanged:
+		return "unchanged"
 	case Dead:
 		return "dead"
 	}
 	return "not accepted"
 }
 
-// Resolved reports whether the outcome is final (applied, superseded or
-// dead).
-func (o Outcome) Resolved() bool { return o == Applied || o == Superseded || o == Dead }
+// Resolved reports whether the outcome is final (applied, superseded,
+// unchanged or dead).
+func (o Outcome) Resolved() bool {
+	return o == Applied || o == Superseded || o == Unchanged || o == Dead
+}
 
 // DeadLetter is the durable record of a change that cannot succeed.
 type DeadLetter struct {
@@ -286,11 +293,11 @@ type DeadLetter struct {
 	RequeuedAt *time.Time  `json:"requeued_at,omitempty"` // set while the line is pending again after a requeue
 }
 
-// Resolve records the final outcome of the change (Applied, Superseded or
-// Dead, with dl for Dead) and returns the change that is now the head of the
+// Resolve records the final outcome of the change (Applied, Superseded,
+// Unchanged or Dead, with dl for Dead) and returns the change that is now the head of the
 // pair's queue ("" if none). ok is false when the change was not pending.
 func (l *Ledger) Resolve(ctx context.Context, p jobs.Payload, taskID, holder string, o Outcome, dl *DeadLetter) (next string, ok bool, err error) {
-	field := map[Outcome]string{Applied: "applied", Superseded: "superseded", Dead: "dead"}[o]
+	field := map[Outcome]string{Applied: "applied", Superseded: "superseded", Unchanged: "unchanged", Dead: "dead"}[o]
 	if field == "" {
 		return "", false, fmt.Errorf("ledger: resolve %s with outcome %q", taskID, o)
 	}
@@ -345,6 +352,7 @@ type BatchCounts struct {
 	Retrying   int64 // of Pending: lines with at least one failed attempt
 	Applied    int64
 	Superseded int64
+	Unchanged  int64 // lines the tenant already reflected: no write sent
 	Dead       int64 // dead-lettered lines, purged ones included
 	Purged     int64 // of Dead: dead letters deleted by a purge
 	Requeued   int64 // dead letters requeued so far (each requeue counts)
@@ -384,7 +392,7 @@ func (l *Ledger) Batch(ctx context.Context, name string) (BatchCounts, error) {
 		Name: name, Source: m["source"],
 		Created: time.Unix(num("created"), 0), Updated: time.Unix(num("updated"), 0),
 		Total: num("total"), Pending: num("pending"), Retrying: num("retrying"), Applied: num("applied"),
-		Superseded: num("superseded"), Dead: num("dead"), Purged: num("purged"), Requeued: num("requeued"),
+		Superseded: num("superseded"), Unchanged: num("unchanged"), Dead: num("dead"), Purged: num("purged"), Requeued: num("requeued"),
 		Now: now.Val(),
 	}
 	bc.Resolved, bc.Window = recent(m, bc.Now, bc.Created)

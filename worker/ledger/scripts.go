@@ -5,7 +5,8 @@ import "github.com/redis/go-redis/v9"
 // Every script touches only keys under the ledger's {prefix} hash tag, so it
 // runs on one node of a Redis Cluster. Outcome bytes in the batch's out
 // string: "p" pending (accepted), "r" pending after at least one failed
-// attempt (retrying), "a" applied, "s" superseded, "d" dead letter; "\0" (or
+// attempt (retrying), "a" applied, "s" superseded, "u" unchanged (already
+// in effect, no write), "d" dead letter; "\0" (or
 // past the end) means the line was never accepted.
 
 // acceptScript records rows of one batch as accepted, each exactly once, and
@@ -181,9 +182,9 @@ return {3, nxt, shape, crashes, prime}
 // KEYS[1] pair queue, KEYS[2] pair hash, KEYS[3] pair lease, KEYS[4] batch
 // hash, KEYS[5] batch out string, KEYS[6] batch dead-letter hash, KEYS[7]
 // blocked pairs hash.
-// ARGV[1] task id, ARGV[2] holder, ARGV[3] outcome byte (a, s or d),
+// ARGV[1] task id, ARGV[2] holder, ARGV[3] outcome byte (a, s, u or d),
 // ARGV[4] line, ARGV[5] dead-letter record (JSON, for d), ARGV[6] counter
-// field (applied, superseded or dead), ARGV[7] retention in seconds, ARGV[8]
+// field (applied, superseded, unchanged or dead), ARGV[7] retention in seconds, ARGV[8]
 // the pair's field in the blocked pairs hash.
 // Returns {0} when the change was not pending (resolved before), else {1,
 // next head id or ""}.

@@ -84,7 +84,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameTasks,
-			Help: "Deliveries of queued changes that reached an outcome, by action (enable, update, remove; empty for an unreadable task) and outcome (the worker's reason: applied, superseded, rate_limited, server_error, …). A change retried three times counts four times.",
+			Help: "Deliveries of queued changes that reached an outcome, by action (enable, update, remove; empty for an unreadable task) and outcome (the worker's reason: applied, superseded, unchanged, rate_limited, server_error, …). A change retried three times counts four times.",
 		}, []string{"action", "outcome"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameDeadLetters,
@@ -121,6 +121,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, a := range []jobs.Action{jobs.Enable, jobs.Update, jobs.Remove} {
 		m.tasks.WithLabelValues(string(a), string(worker.ReasonApplied))
+		m.tasks.WithLabelValues(string(a), string(worker.ReasonUnchanged))
 	}
 	return m, nil
 }

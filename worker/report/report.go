@@ -22,6 +22,7 @@ var Columns = []string{"line", "action", "org_id", "connection_id", "flags", "ou
 const (
 	Applied    = "applied"
 	Superseded = "superseded"
+	Unchanged  = "unchanged"
 	Failed     = "failed"
 	Pending    = "pending"
 )
@@ -34,6 +35,7 @@ type Summary struct {
 	Lines      int `json:"lines"`
 	Applied    int `json:"applied"`
 	Superseded int `json:"superseded"`
+	Unchanged  int `json:"unchanged"`
 	Failed     int `json:"failed"`
 	Pending    int `json:"pending"`
 }
@@ -68,6 +70,8 @@ func Write(ctx context.Context, l *ledger.Ledger, batch string, w io.Writer) (Su
 				s.Applied++
 			case Superseded:
 				s.Superseded++
+			case Unchanged:
+				s.Unchanged++
 			case Failed:
 				s.Failed++
 			default:
@@ -113,6 +117,8 @@ func Row(ln ledger.Line) []string {
 		outcome = Applied
 	case ledger.Superseded:
 		outcome, reason = Superseded, "a later change to the pair made it obsolete"
+	case ledger.Unchanged:
+		outcome, reason = Unchanged, "the tenant already reflected it: no write sent"
 	case ledger.Dead:
 		outcome = Failed
 		if ln.Dead != nil {

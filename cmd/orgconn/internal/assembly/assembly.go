@@ -60,7 +60,7 @@ type Config struct {
 	// means apimode.Legacy: no probe.
 	APIMode apimode.Mode
 	// Worker is the worker's configuration. Its Redis, Ledger, API,
-	// Limiter and Logger are set by New; Observe, if set, is called besides
+	// Limiter, Budget and Logger are set by New; Observe, if set, is called besides
 	// the metrics.
 	Worker worker.Config
 	// Logger receives the worker's, the limiter's and the collectors'
@@ -138,6 +138,7 @@ func New(ctx context.Context, cfg Config) (_ *Worker, err error) {
 	wc.Redis, wc.Ledger, wc.API, wc.Limiter, wc.Logger = cfg.Redis, cfg.Ledger, api, lim, log
 	wc.APIMode = resolver
 	wc.Tenant = tenant
+	wc.Budget = lim
 	wc.Observe = m.Task
 	if also := cfg.Worker.Observe; also != nil {
 		wc.Observe = func(a jobs.Action, o worker.Outcome) { m.Task(a, o); also(a, o) }

@@ -388,7 +388,7 @@ func (o Options) run(ctx context.Context, rdb redis.UniversalClient, redisURL st
 		if err != nil {
 			return res, err
 		}
-		res.Applied, res.Superseded, res.GaveUp = int(bc.Applied+bc.Superseded), int(bc.Superseded), int(bc.Dead)
+		res.Applied, res.Superseded, res.GaveUp = int(bc.Applied+bc.Superseded+bc.Unchanged), int(bc.Superseded), int(bc.Dead)
 	case ClientGoAuth0:
 		if res.GaveUp, err = runGoAuth0(ctx, srv.URL(), lanes, job.Changes); err != nil {
 			return res, err

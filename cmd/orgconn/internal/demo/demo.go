@@ -82,6 +82,7 @@ type Options struct {
 type Summary struct {
 	Changes, Invalid          int
 	Applied, Superseded, Dead int
+	Unchanged                 int // found in effect already by a worker that read: no write
 	DeadByReason              map[string]int
 	MustFail                  int
 	Elapsed, Ideal            time.Duration
@@ -227,7 +228,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	sum.Applied, sum.Superseded, sum.Dead = int(bc.Applied), int(bc.Superseded), int(bc.Dead)
+	sum.Applied, sum.Superseded, sum.Dead, sum.Unchanged = int(bc.Applied), int(bc.Superseded), int(bc.Dead), int(bc.Unchanged)
 	if sum.Rate > 0 {
 		sum.Ideal = time.Duration(float64(sum.Changes) / sum.Rate * float64(time.Second))
 	}
@@ -261,7 +262,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 // watch prints progress every second until the batch is done.
 func watch(ctx context.Context, out io.Writer, l *ledger.Ledger, batch string, lim *ratelimit.Limiter, start time.Time) (ledger.BatchCounts, error) {
 	return l.Wait(ctx, batch, time.Second, func(bc ledger.BatchCounts) {
-		done := bc.Applied + bc.Superseded + bc.Dead
+		done := bc.Applied + bc.Superseded + bc.Unchanged + bc.Dead
 		fmt.Fprintf(out, "  %5.1fs  %3d/%d done: %d applied, %d superseded, %d dead-lettered; 429s so far: %d\n",
 			time.Since(start).Seconds(), done, bc.Total, bc.Applied, bc.Superseded, bc.Dead, lim.Stats().Throttled)
 	})
@@ -272,6 +273,9 @@ func printSummary(w io.Writer, s Summary) {
 	fmt.Fprintf(w, "  changes        %d (plus %d invalid rows rejected at import)\n", s.Changes, s.Invalid)
 	fmt.Fprintf(w, "  applied        %d\n", s.Applied)
 	fmt.Fprintf(w, "  superseded     %d (made obsolete by a later change to the same pair; no API call)\n", s.Superseded)
+	if s.Unchanged > 0 {
+		fmt.Fprintf(w, "  unchanged      %d (in effect already when a worker read the tenant; no write)\n", s.Unchanged)
+	}
 	fmt.Fprintf(w, "  dead-lettered  %d (%d changes must fail)\n", s.Dead, s.MustFail)
 	reasons := make([]string, 0, len(s.DeadByReason))
 	for r := range s.DeadByReason {
