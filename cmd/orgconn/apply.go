@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orgconn/orgconn/cmd/orgconn/internal/assembly"
 	"github.com/orgconn/orgconn/producer"
 	"github.com/orgconn/orgconn/producer/desired"
 )
@@ -18,15 +19,18 @@ Makes the tenant's organization connections as the desired file says. The
 file is the export's format: a header, then one row per (organization,
 connection) pair that should be enabled, with the settings it should have:
 
-  org_id                      organization id (required)
-  connection_id               connection id (required)
+  org_id                      organization id (or give org_name)
+  connection_id               connection id (or give connection_name)
   assign_membership_on_login  true, false, or empty: don't care
   show_as_button              true, false, or empty
   is_signup_enabled           true, false, or empty
-  org_name, connection_name   accepted and ignored (the export writes them)
+  org_name, connection_name   stand for a missing org_id, connection_id: each
+                              distinct name is looked up once before the plan
+                              (a row giving both uses the id)
 
 Every row is checked first; each problem is reported as "line N: field:
-problem" and nothing is read or enqueued. Then apply reads the current
+problem" and nothing is read or enqueued; so is every name the tenant does
+not have ("line N: org_name: no organization named ..."). Then apply reads the current
 connections of every organization in the file (one paged list each, from the
 fleet's shared read budget) and prints the plan:
 
@@ -49,7 +53,7 @@ Examples:
   orgconn apply --prune --batch acme-2026-12 --wait tenant.csv
 
 Exit codes: 0 planned (and enqueued, unless --dry-run; with --wait: finished
-without dead letters), 1 invalid rows or unknown organizations (nothing
+without dead letters), 1 invalid rows, unknown names or unknown organizations (nothing
 enqueued), 2 usage, 3 with --wait: finished with dead letters, 4 could not
 finish (Redis or the API failed, or --wait timed out; safe to re-run).`
 
@@ -93,6 +97,19 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	}
 	defer t.Close()
 	start := time.Now()
+	if desired.NeedsNames(wants) {
+		names, err := producer.NewNameResolver(assembly.Directory{API: t.client.API}, producer.NameResolverConfig{})
+		if err != nil {
+			return out.fail(e, "apply", err, *asJSON)
+		}
+		wants, rowErrs, err = desired.Resolve(ctx, wants, names)
+		if err != nil {
+			return out.fail(e, "apply", err, *asJSON)
+		}
+		if len(rowErrs) > 0 {
+			return out.invalid(e, "apply", rowErrs, *asJSON)
+		}
+	}
 	current, unknown, err := t.readStates(ctx, e, desired.OrgsOf(wants), *parallel, *asJSON)
 	if err != nil {
 		return out.fail(e, "apply", err, *asJSON)

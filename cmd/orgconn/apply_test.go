@@ -119,12 +119,17 @@ func TestApplyMakesTheTenantAsTheFileSays(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("org_id,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled,org_name,connection_name\n")
 	differ := 0
+	connName := map[string]string{}
+	for _, c := range conns {
+		connName[c.ID] = c.Name
+	}
 	row := func(org, conn string, s jobs.PairState, dontCare bool) {
 		f := func(v bool) string { return fmt.Sprint(v) }
+		orgName, _ := st.sim.OrgName(org)
 		if dontCare {
-			fmt.Fprintf(&b, "%s,%s,,,,\"Org, %s\",conn\n", org, conn, org)
+			fmt.Fprintf(&b, "%s,%s,,,,%s,%s\n", org, conn, orgName, connName[conn])
 		} else {
-			fmt.Fprintf(&b, "%s,%s,%s,%s,%s,\"Org, %s\",conn\n", org, conn, f(s.AssignMembershipOnLogin), f(s.ShowAsButton), f(s.IsSignupEnabled), org)
+			fmt.Fprintf(&b, "%s,%s,%s,%s,%s,%s,%s\n", org, conn, f(s.AssignMembershipOnLogin), f(s.ShowAsButton), f(s.IsSignupEnabled), orgName, connName[conn])
 		}
 	}
 	for i, org := range orgs {
@@ -237,6 +242,109 @@ func TestApplyMakesTheTenantAsTheFileSays(t *testing.T) {
 	code, out, _ = runCmd(t, st.vars, "apply", "--prune", path)
 	if code != exitOK || !strings.Contains(out, "nothing to change") || writeRequests(st.sim.Stats()) != sent {
 		t.Errorf("applying again: exit %d: %s", code, out)
+	}
+}
+
+// TestApplyByNamesPlansAsByIDs: a desired file that names organizations
+// and connections (org_name, connection_name; some rows by name on one side
+// only, one row with both an id and another valid name, where the id wins)
+// plans exactly what the same file by ids plans, and applying it leaves the
+// tenant as applying by ids would; unknown names are all reported by line,
+// and nothing is planned or enqueued.
+func TestApplyByNamesPlansAsByIDs(t *testing.T) {
+	st := newStateTenant(t, mgmttest.Config{Orgs: 6, Connections: 4, Seed: 5, Global: mgmttest.Bucket{Burst: 50, Rate: 100}})
+	st.seed(2)
+	orgs, conns := st.sim.Orgs(), st.sim.Connections()
+	orgName := func(id string) string {
+		n, ok := st.sim.OrgName(id)
+		if !ok || n == "" {
+			t.Fatalf("organization %s has no name", id)
+		}
+		return n
+	}
+	var byID, byName strings.Builder
+	byID.WriteString("org_id,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled\n")
+	byName.WriteString("org_id,org_name,connection_id,connection_name,assign_membership_on_login,show_as_button,is_signup_enabled\n")
+	i := 0
+	for oi, org := range orgs[:5] {
+		for ci, c := range conns {
+			if (oi+ci)%2 == 0 {
+				continue
+			}
+			flags := fmt.Sprintf("%t,%t,false", (oi+ci)%3 == 0, ci%2 == 0)
+			fmt.Fprintf(&byID, "%s,%s,%s\n", org, c.ID, flags)
+			switch i % 4 {
+			case 0: // both by name
+				fmt.Fprintf(&byName, ",%s,,%s,%s\n", orgName(org), c.Name, flags)
+			case 1: // organization by name
+				fmt.Fprintf(&byName, ",%s,%s,,%s\n", orgName(org), c.ID, flags)
+			case 2: // connection by name
+				fmt.Fprintf(&byName, "%s,,,%s,%s\n", org, c.Name, flags)
+			default: // ids and another organization's name: the id wins
+				fmt.Fprintf(&byName, "%s,%s,%s,%s,%s\n", org, orgName(orgs[5]), c.ID, c.Name, flags)
+			}
+			i++
+		}
+	}
+	idPath, namePath := file(t, byID.String()), file(t, byName.String())
+	plan := func(path string) planOutput {
+		t.Helper()
+		code, out, errOut := runCmd(t, st.vars, "apply", "--dry-run", "--prune", "--json", path)
+		var p planOutput
+		if err := json.Unmarshal([]byte(out), &p); err != nil || code != exitOK {
+			t.Fatalf("apply --dry-run %s: exit %d, %v: %s %s", filepath.Base(path), code, err, out, errOut)
+		}
+		p.ReadMS = 0
+		return p
+	}
+	pid, pname := plan(idPath), plan(namePath)
+	a, _ := json.Marshal(pid)
+	b, _ := json.Marshal(pname)
+	if string(a) != string(b) || len(pid.Changes) == 0 {
+		t.Errorf("by names the plan is\n%s\nby ids\n%s", b, a)
+	}
+	for _, c := range pname.Changes {
+		if c.OrgID == orgs[5] {
+			t.Errorf("a row's org_name was used over its org_id: %+v", c)
+		}
+	}
+
+	// Unknown names: every one reported by line, nothing read or enqueued.
+	bad := file(t, "org_name,connection_name,show_as_button\n"+
+		orgName(orgs[0])+","+conns[0].Name+",true\n"+
+		"acme,"+conns[1].Name+",true\n"+
+		orgName(orgs[1])+",nope-db,false\n"+
+		"acme,nope-db,\n")
+	code, out, errOut := runCmd(t, st.vars, "apply", bad)
+	for _, w := range []string{
+		`line 3: org_name: no organization named "acme"`,
+		`line 4: connection_name: no connection named "nope-db"`,
+		`line 5: org_name: no organization named "acme"`,
+		`line 5: connection_name: no connection named "nope-db"`,
+	} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("unknown names: %q not reported", w)
+		}
+	}
+	if code != exitInvalid || !strings.Contains(out, "4 problems: nothing enqueued") || strings.Contains(out, "+ enable") {
+		t.Errorf("unknown names: exit %d: %s %s", code, out, errOut)
+	}
+	// A pair listed by ids and again by names is a duplicate.
+	dup := file(t, "org_id,org_name,connection_id,connection_name\n"+orgs[0]+",,"+conns[0].ID+",\n,"+orgName(orgs[0])+",,"+conns[0].Name+"\n")
+	if code, _, errOut := runCmd(t, st.vars, "apply", "--dry-run", dup); code != exitInvalid || !strings.Contains(errOut, "line 3: connection_id: "+orgs[0]+"/"+conns[0].ID+" is listed on line 2 too") {
+		t.Errorf("duplicate by names: exit %d: %s", code, errOut)
+	}
+
+	// Applied by names, the tenant ends as applying by ids would leave it.
+	startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
+	if code, out, errOut := runCmd(t, st.vars, "apply", "--prune", "--wait", "--interval", "100ms", namePath); code != exitOK {
+		t.Fatalf("apply by names: exit %d: %s %s", code, out, errOut)
+	}
+	if code, out, _ := runCmd(t, st.vars, "apply", "--prune", idPath); code != exitOK || !strings.Contains(out, "nothing to change") {
+		t.Errorf("applying by ids after by names: exit %d: %s", code, out)
+	}
+	if n := writeRequests(st.sim.Stats()); n != len(pid.Changes) {
+		t.Errorf("%d writes sent, want %d", n, len(pid.Changes))
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 
 func TestReadReportsEveryProblemByLineAndField(t *testing.T) {
 	in := "\uFEFFOrg_ID,connection_id,show_as_button,org_name,connection_name\n" +
-		"org_1,con_1,true,Acme,db\n" +
-		"org_1,con_2,maybe,Acme,g\n" +
+		"org_1,con_1,true,acme,db\n" +
+		"org_1,con_2,maybe,acme,g\n" +
 		"org 2,con_1,,x,y\n" +
-		"org_1,con_1,false,Acme,db\n" +
+		"org_1,con_1,false,acme,db\n" +
 		"org_3,con_1,,,,extra\n"
 	_, errs, err := Read(strings.NewReader(in))
 	if err != nil {
@@ -44,7 +44,7 @@ func TestReadReportsEveryProblemByLineAndField(t *testing.T) {
 	if len(errs) != 1 || errs[0].Line != 2 || errs[0].Field != jobs.FieldSignup {
 		t.Errorf("sign-up without membership: %v", errs)
 	}
-	wants, errs, err := Read(strings.NewReader("org_id,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled,org_name,connection_name\norg_1,con_1,true,,false,Acme,db\n"))
+	wants, errs, err := Read(strings.NewReader("org_id,connection_id,assign_membership_on_login,show_as_button,is_signup_enabled,org_name,connection_name\norg_1,con_1,true,,false,acme,db\n"))
 	if err != nil || len(errs) != 0 || len(wants) != 1 {
 		t.Fatalf("good file: %v, %v, %v", wants, errs, err)
 	}
@@ -190,5 +190,98 @@ func TestReadStatesNamesUnknownOrganizationsByLine(t *testing.T) {
 	errs := UnknownOrgErrors(wants, unknown)
 	if len(errs) != 1 || errs[0].Error() != `line 3: org_id: "nope": no such organization in the tenant` {
 		t.Errorf("errors = %v", errs)
+	}
+}
+
+// fakeResolver knows some names and counts its look-ups.
+type fakeResolver struct {
+	orgs, conns map[string]string
+	calls       map[string]int
+	fail        error
+}
+
+func (f *fakeResolver) OrgID(_ context.Context, name string) (string, bool, error) {
+	f.calls["o:"+name]++
+	id, ok := f.orgs[name]
+	return id, ok, f.fail
+}
+
+func (f *fakeResolver) ConnectionID(_ context.Context, name string) (string, bool, error) {
+	f.calls["c:"+name]++
+	id, ok := f.conns[name]
+	return id, ok, f.fail
+}
+
+func TestResolveLooksEachNameUpOnceAndReportsUnknownNames(t *testing.T) {
+	r := &fakeResolver{orgs: map[string]string{"acme": "org_acme", "globex": "org_globex"}, conns: map[string]string{"db": "con_db", "google": "con_g"}, calls: map[string]int{}}
+	in := "org_id,org_name,connection_id,connection_name,show_as_button\n" +
+		",acme,,db,true\n" + // 2: by names
+		",acme,con_g,,false\n" + // 3: organization by name
+		"org_1,,,db,\n" + // 4: connection by name
+		"org_2,globex,con_3,google,true\n" + // 5: ids win: nothing looked up
+		",globex,,google,\n" // 6
+	wants, errs, err := Read(strings.NewReader(in))
+	if err != nil || len(errs) != 0 || len(wants) != 5 || !NeedsNames(wants) {
+		t.Fatalf("Read: %v, %v, %v", wants, errs, err)
+	}
+	got, errs, err := Resolve(context.Background(), wants, r)
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("Resolve: %v, %v", errs, err)
+	}
+	pairs := []string{}
+	for _, w := range got {
+		pairs = append(pairs, fmt.Sprintf("%d %s/%s", w.Line, w.OrgID, w.ConnectionID))
+	}
+	if want := "2 org_acme/con_db,3 org_acme/con_g,4 org_1/con_db,5 org_2/con_3,6 org_globex/con_g"; strings.Join(pairs, ",") != want {
+		t.Errorf("resolved %v, want %s", pairs, want)
+	}
+	if NeedsNames(got) || got[1].ShowAsButton != jobs.False {
+		t.Errorf("resolved wants: %+v", got)
+	}
+	if want := map[string]int{"o:acme": 1, "c:db": 1, "o:globex": 1, "c:google": 1}; fmt.Sprint(r.calls) != fmt.Sprint(want) {
+		t.Errorf("look-ups %v, want each distinct name once: %v", r.calls, want)
+	}
+	// A resolved pair that repeats another is a duplicate.
+	wants, _, _ = Read(strings.NewReader("org_id,org_name,connection_id,connection_name\norg_acme,,con_db,\n,acme,,db\n"))
+	if _, errs, _ := Resolve(context.Background(), wants, r); len(errs) != 1 || errs[0].Error() != "line 3: connection_id: org_acme/con_db is listed on line 2 too: list each pair once" {
+		t.Errorf("duplicate by names: %v", errs)
+	}
+
+	// Every unknown name is reported by line; nothing is returned.
+	r.calls = map[string]int{}
+	wants, _, _ = Read(strings.NewReader("org_name,connection_name\nacme,db\ninitech,db\nacme,oracle\ninitech,oracle\n"))
+	got, errs, err = Resolve(context.Background(), wants, r)
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	want := []string{
+		`line 3: org_name: no organization named "initech"`,
+		`line 4: connection_name: no connection named "oracle"`,
+		`line 5: org_name: no organization named "initech"`,
+		`line 5: connection_name: no connection named "oracle"`,
+	}
+	if err != nil || got != nil || strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("unknown names: %v, %v:\n%s", got, err, strings.Join(msgs, "\n"))
+	}
+	if r.calls["o:initech"] != 1 || r.calls["c:oracle"] != 1 {
+		t.Errorf("unknown names looked up %v", r.calls)
+	}
+
+	// Names are checked even when the id is given; a failed look-up is an error.
+	_, errs, _ = Read(strings.NewReader("org_id,org_name,connection_id,connection_name\norg_1,Not Valid,con_1,db\norg_1,,con_2,bad_name\n,,con_3,\n"))
+	if len(errs) != 3 || errs[0].Field != jobs.FieldOrgName || errs[1].Field != jobs.FieldConnectionName || errs[2].Field != jobs.FieldOrgID {
+		t.Errorf("invalid names: %v", errs)
+	}
+	if _, errs, _ := Read(strings.NewReader("org_name,connection_id\nacme,con_1\n")); len(errs) != 0 {
+		t.Errorf("org_name without org_id column: %v", errs)
+	}
+	if _, errs, _ := Read(strings.NewReader("show_as_button,connection_name\ntrue,db\n")); len(errs) != 1 || errs[0].Field != jobs.FieldOrgID {
+		t.Errorf("no organization column: %v", errs)
+	}
+	r.fail = errors.New("503")
+	wants, _, _ = Read(strings.NewReader("org_name,connection_id\nacme,con_1\n"))
+	if _, _, err := Resolve(context.Background(), wants, r); err == nil || !strings.Contains(err.Error(), `look up organization "acme": 503`) {
+		t.Errorf("failed look-up: %v", err)
 	}
 }

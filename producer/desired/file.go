@@ -11,6 +11,7 @@
 package desired
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ type Want struct {
 	Line         int
 	OrgID        string
 	ConnectionID string
+	// OrgName and ConnectionName stand for OrgID and ConnectionID when
+	// those are empty: Resolve looks them up. When both are given, the id
+	// is used.
+	OrgName        string
+	ConnectionName string
 	// Absent: the pair must have no association; the flags are Unset.
 	Absent                  bool
 	AssignMembershipOnLogin jobs.Flag
@@ -37,13 +43,10 @@ type Want struct {
 	IsSignupEnabled         jobs.Flag
 }
 
-// Columns are the desired file's columns, the export's format: org_id and
-// connection_id are required.
-var Columns = []string{jobs.FieldOrgID, jobs.FieldConnectionID, jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup}
-
-// IgnoredColumns may appear in a desired file (the export writes them) and
-// are not read.
-var IgnoredColumns = []string{"org_name", "connection_name"}
+// Columns are the desired file's columns, the export's format: each side
+// of the pair needs its id column (org_id, connection_id) or its name column
+// (org_name, connection_name), or both.
+var Columns = []string{jobs.FieldOrgID, jobs.FieldConnectionID, jobs.FieldAssign, jobs.FieldShowAsButton, jobs.FieldSignup, jobs.FieldOrgName, jobs.FieldConnectionName}
 
 // MaxRows bounds a desired file.
 const MaxRows = 1_000_000
@@ -52,7 +55,8 @@ const MaxRows = 1_000_000
 // case; a UTF-8 byte order mark is fine), then one row per pair. Every
 // problem is returned as a producer.RowError naming the line and the field;
 // wants are returned only when there is none. A pair listed twice is an
-// error on its second line.
+// error on its second line (a pair given by names is checked by Resolve,
+// which a caller runs when NeedsNames).
 func Read(r io.Reader) ([]Want, []producer.RowError, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -71,10 +75,6 @@ func Read(r io.Reader) ([]Want, []producer.RowError, error) {
 	for _, c := range Columns {
 		known[c] = true
 	}
-	ignored := map[string]bool{}
-	for _, c := range IgnoredColumns {
-		ignored[c] = true
-	}
 	var errs []producer.RowError
 	for i, name := range header {
 		n := strings.ToLower(strings.TrimSpace(name))
@@ -82,18 +82,19 @@ func Read(r io.Reader) ([]Want, []producer.RowError, error) {
 		switch {
 		case n == "":
 			errs = append(errs, producer.RowError{Line: 1, Field: fmt.Sprintf("column %d", i+1), Problem: "has no name"})
-		case ignored[n]:
 		case !known[n]:
-			errs = append(errs, producer.RowError{Line: 1, Field: fmt.Sprintf("%q", name), Problem: "unknown column; the columns are " + strings.Join(append(append([]string{}, Columns...), IgnoredColumns...), ", ")})
+			errs = append(errs, producer.RowError{Line: 1, Field: fmt.Sprintf("%q", name), Problem: "unknown column; the columns are " + strings.Join(Columns, ", ")})
 		case dup:
 			errs = append(errs, producer.RowError{Line: 1, Field: n, Problem: "column appears more than once"})
 		default:
 			index[n] = i
 		}
 	}
-	for _, c := range Columns[:2] {
-		if _, ok := index[c]; !ok {
-			errs = append(errs, producer.RowError{Line: 1, Field: c, Problem: "required column is missing from the header"})
+	for _, c := range [][2]string{{jobs.FieldOrgID, jobs.FieldOrgName}, {jobs.FieldConnectionID, jobs.FieldConnectionName}} {
+		_, id := index[c[0]]
+		_, name := index[c[1]]
+		if !id && !name {
+			errs = append(errs, producer.RowError{Line: 1, Field: c[0], Problem: "required column is missing from the header (or give " + c[1] + ")"})
 		}
 	}
 	if len(errs) > 0 {
@@ -129,7 +130,8 @@ func Read(r io.Reader) ([]Want, []producer.RowError, error) {
 			}
 			return strings.TrimSpace(rec[i])
 		}
-		w := Want{Line: line, OrgID: get(jobs.FieldOrgID), ConnectionID: get(jobs.FieldConnectionID)}
+		w := Want{Line: line, OrgID: get(jobs.FieldOrgID), ConnectionID: get(jobs.FieldConnectionID),
+			OrgName: get(jobs.FieldOrgName), ConnectionName: get(jobs.FieldConnectionName)}
 		rowErrs := 0
 		for _, f := range []struct {
 			name string
@@ -146,25 +148,134 @@ func Read(r io.Reader) ([]Want, []producer.RowError, error) {
 		if rowErrs > 0 {
 			continue
 		}
-		for _, fe := range w.change().Validate() {
+		check := w.change()
+		check.OrgName, check.ConnectionName = w.OrgName, w.ConnectionName
+		for _, fe := range check.Validate() {
 			errs = append(errs, producer.RowError{Line: line, Field: fe.Field, Problem: fe.Problem})
 			rowErrs++
 		}
 		if rowErrs > 0 {
 			continue
 		}
-		k := [2]string{w.OrgID, w.ConnectionID}
-		if first, dup := seen[k]; dup {
-			errs = append(errs, producer.RowError{Line: line, Field: jobs.FieldConnectionID, Problem: fmt.Sprintf("%s/%s is listed on line %d too: list each pair once", w.OrgID, w.ConnectionID, first)})
-			continue
+		if w.resolved() {
+			// A pair by names is checked once Resolve knows its ids.
+			if e, dup := duplicate(seen, w); dup {
+				errs = append(errs, e)
+				continue
+			}
 		}
-		seen[k] = line
 		wants = append(wants, w)
 	}
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
 	return wants, nil, nil
+}
+
+// NeedsNames reports whether a want gives a name without the id, so that
+// Resolve must look it up.
+func NeedsNames(wants []Want) bool {
+	for _, w := range wants {
+		if !w.resolved() {
+			return true
+		}
+	}
+	return false
+}
+
+// resolved reports whether both sides of the pair have their ids.
+func (w Want) resolved() bool { return w.OrgID != "" && w.ConnectionID != "" }
+
+// duplicate records w's pair in seen (pair → first line), or returns the
+// error of a pair seen already.
+func duplicate(seen map[[2]string]int, w Want) (producer.RowError, bool) {
+	k := [2]string{w.OrgID, w.ConnectionID}
+	if first, dup := seen[k]; dup {
+		return producer.RowError{Line: w.Line, Field: jobs.FieldConnectionID, Problem: fmt.Sprintf("%s/%s is listed on line %d too: list each pair once", w.OrgID, w.ConnectionID, first)}, true
+	}
+	seen[k] = w.Line
+	return producer.RowError{}, false
+}
+
+// Resolve returns wants with every name that stands for a missing id
+// replaced by the id r finds, looking each distinct name up once. Every
+// name r does not know is reported ("line N: org_name: no organization
+// named ..."), and so is a pair that, resolved, repeats another; wants are
+// returned only when there is no problem. err is a failed look-up (safe to
+// try again). A want that gives both an id and a name keeps its id and is
+// not looked up.
+func Resolve(ctx context.Context, wants []Want, r producer.Resolver) ([]Want, []producer.RowError, error) {
+	type answer struct {
+		id    string
+		found bool
+	}
+	cache := map[string]answer{}
+	lookup := func(kind, name string) (answer, error) {
+		key := kind + "\x00" + name
+		if a, ok := cache[key]; ok {
+			return a, nil
+		}
+		if r == nil {
+			return answer{}, fmt.Errorf("look up %s %q: no resolver to look names up", kind, name)
+		}
+		var a answer
+		var err error
+		if kind == "organization" {
+			a.id, a.found, err = r.OrgID(ctx, name)
+		} else {
+			a.id, a.found, err = r.ConnectionID(ctx, name)
+		}
+		if err != nil {
+			return answer{}, fmt.Errorf("look up %s %q: %w", kind, name, err)
+		}
+		if a.found {
+			if p := jobs.CheckID(a.id); p != "" {
+				return answer{}, fmt.Errorf("look up %s %q: the answer's id %s", kind, name, p)
+			}
+		}
+		cache[key] = a
+		return a, nil
+	}
+	out := make([]Want, 0, len(wants))
+	var errs []producer.RowError
+	for _, w := range wants {
+		ok := true
+		for _, side := range []struct {
+			kind, field string
+			id          *string
+			name        string
+		}{{"organization", jobs.FieldOrgName, &w.OrgID, w.OrgName}, {"connection", jobs.FieldConnectionName, &w.ConnectionID, w.ConnectionName}} {
+			if *side.id != "" {
+				continue
+			}
+			a, err := lookup(side.kind, side.name)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !a.found {
+				errs = append(errs, producer.RowError{Line: w.Line, Field: side.field, Problem: fmt.Sprintf("no %s named %q", side.kind, side.name)})
+				ok = false
+				continue
+			}
+			*side.id = a.id
+		}
+		if ok {
+			out = append(out, w)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	seen := map[[2]string]int{}
+	for _, w := range out {
+		if e, dup := duplicate(seen, w); dup {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	return out, nil, nil
 }
 
 // ReadFile reads the desired file at path (see Read).
