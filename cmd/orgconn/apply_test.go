@@ -415,8 +415,11 @@ func TestRollbackRestoresTheStateBeforeAnImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	changes := file(t, buf.String())
-	w1 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
-	w2 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20")
+	// The workers read the state (and record it for rollback) on a tenant in
+	// legacy mode: in connections mode they write without reading (the
+	// legacy list does not show disabled associations).
+	w1 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20", "--api", "legacy")
+	w2 := startWorkerCmd(t, st.vars, "--rate", "50", "--burst", "20", "--api", "legacy")
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("ORGCONN_TEST_WORKER_LOGS") != "" {
 			for _, w := range []*workerRun{w1, w2} {
@@ -518,7 +521,7 @@ func TestRollbackRestoresTheStateBeforeAnImport(t *testing.T) {
 // mode is a usage error on import and worker.
 func TestImportStoresTheReadModeWithTheBatch(t *testing.T) {
 	_, vars, l := opsSetup(t)
-	f := file(t, "action,org_id,connection_id\nenable,org_1,con_1\nremove,org_1,con_2\nenable,org_2,con_1\ndisable,org_3,con_1\n")
+	f := file(t, "action,org_id,connection_id\nenable,org_1,con_1\nremove,org_1,con_2\nenable,org_2,con_1\ndeactivate,org_3,con_1\n")
 	code, _, errOut := runCmd(t, vars, "import", "--batch", "r1", "--read", "always", "--skip-invalid", f)
 	if code != exitOK {
 		t.Fatalf("import --read always: exit %d: %s", code, errOut)
