@@ -61,15 +61,11 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "apply", applySynopsis)
 	q := f.withQueue()
 	a := f.withAPI()
-	dryRun := f.Bool("dry-run", false, "read and print the plan only: send no write, enqueue nothing")
+	run := f.withPlanRun("batch")
+	dryRun, asJSON, parallel, wait, interval, timeout := run.dryRun, run.asJSON, run.parallel, run.wait, run.interval, run.timeout
 	prune := f.Bool("prune", false, "also remove the associations of the file's organizations that the file does not list")
 	batch := f.String("batch", "", "batch name, 1-64 of A-Z a-z 0-9 . _ - (default: apply-<file name>-<hash of the plan>)")
 	planOut := f.String("plan-out", "", "write the plan's changes to this file in the import format")
-	asJSON := f.Bool("json", false, "print the plan and the result as JSON on stdout")
-	parallel := f.Int("parallel", 4, "organizations read at once (the fleet's read budget paces them)")
-	wait := f.Bool("wait", false, "after enqueueing, wait until the batch is finished; exit 0 if nothing was dead-lettered, else 3")
-	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
-	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
 	pos, code, ok := f.parseMixed(args)
 	if !ok {
 		return code
@@ -77,10 +73,8 @@ func runApply(ctx context.Context, e *env, args []string) int {
 	switch {
 	case len(pos) != 1:
 		return errorf(e, exitUsage, "apply: give exactly one DESIRED.csv; see orgconn apply --help")
-	case *wait && (*dryRun || *interval <= 0 || *timeout < 0):
-		return errorf(e, exitUsage, "apply: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
-	case *parallel < 1:
-		return errorf(e, exitUsage, "apply: --parallel %d: want 1 or more", *parallel)
+	case run.problem("apply") != "":
+		return errorf(e, exitUsage, "%s", run.problem("apply"))
 	}
 	path := pos[0]
 	out := planOutput{DryRun: *dryRun, Changes: []stepJSON{}, Errors: []rowErrorJSON{}}

@@ -193,3 +193,36 @@ func (t *tenantReader) enqueuePlan(ctx context.Context, q *queueFlags, batch, na
 func quietLogger(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
+
+// planRun holds the flags apply and rollback share: a dry run, JSON output,
+// how many organizations are read at once, and waiting for the batch.
+type planRun struct {
+	dryRun, asJSON, wait *bool
+	parallel             *int
+	interval, timeout    *time.Duration
+}
+
+// withPlanRun declares the flags of planRun; what names what the batch
+// brings back in --wait's help ("batch", "rollback batch").
+func (f *flags) withPlanRun(what string) planRun {
+	return planRun{
+		dryRun:   f.Bool("dry-run", false, "read and print the plan only: send no write, enqueue nothing"),
+		asJSON:   f.Bool("json", false, "print the plan and the result as JSON on stdout"),
+		parallel: f.Int("parallel", 4, "organizations read at once (the fleet's read budget paces them)"),
+		wait:     f.Bool("wait", false, "after enqueueing, wait until the "+what+" is finished; exit 0 if nothing was dead-lettered, else 3"),
+		interval: f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress"),
+		timeout:  f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes"),
+	}
+}
+
+// problem returns what is wrong with the flags, for a usage error of cmd,
+// or "".
+func (r planRun) problem(cmd string) string {
+	switch {
+	case *r.wait && (*r.dryRun || *r.interval <= 0 || *r.timeout < 0):
+		return cmd + ": --wait needs a positive --interval, a --timeout not negative, and no --dry-run"
+	case *r.parallel < 1:
+		return fmt.Sprintf("%s: --parallel %d: want 1 or more", cmd, *r.parallel)
+	}
+	return ""
+}

@@ -45,14 +45,10 @@ func runRollback(ctx context.Context, e *env, args []string) int {
 	f := newFlags(e, "rollback", rollbackSynopsis)
 	q := f.withQueue()
 	a := f.withAPI()
-	dryRun := f.Bool("dry-run", false, "read and print the plan only: send no write, enqueue nothing")
+	run := f.withPlanRun("rollback batch")
+	dryRun, asJSON, parallel, wait, interval, timeout := run.dryRun, run.asJSON, run.parallel, run.wait, run.interval, run.timeout
 	force := f.Bool("force", false, "also put back pairs changed by someone else since the batch")
 	batch := f.String("batch", "", "name of the rollback batch (default: BATCH-rollback-<n>, the first unused n)")
-	asJSON := f.Bool("json", false, "print the plan and the result as JSON on stdout")
-	parallel := f.Int("parallel", 4, "organizations read at once (the fleet's read budget paces them)")
-	wait := f.Bool("wait", false, "after enqueueing, wait until the rollback batch is finished; exit 0 if nothing was dead-lettered, else 3")
-	interval := f.Duration("interval", 2*time.Second, "with --wait: how often to read and show progress")
-	timeout := f.Duration("timeout", 0, "with --wait: give up waiting after this long (exit 4); 0 waits as long as it takes")
 	pos, code, ok := f.parseMixed(args)
 	if !ok {
 		return code
@@ -60,10 +56,8 @@ func runRollback(ctx context.Context, e *env, args []string) int {
 	switch {
 	case len(pos) != 1:
 		return errorf(e, exitUsage, "rollback: give exactly one BATCH; see orgconn rollback --help")
-	case *wait && (*dryRun || *interval <= 0 || *timeout < 0):
-		return errorf(e, exitUsage, "rollback: --wait needs a positive --interval, a --timeout not negative, and no --dry-run")
-	case *parallel < 1:
-		return errorf(e, exitUsage, "rollback: --parallel %d: want 1 or more", *parallel)
+	case run.problem("rollback") != "":
+		return errorf(e, exitUsage, "%s", run.problem("rollback"))
 	}
 	if *batch != "" {
 		if err := jobs.CheckBatch(*batch); err != nil {
