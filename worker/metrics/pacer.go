@@ -43,3 +43,12 @@ func (p *pacer) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 	}
 	p.next.Observe(t, e)
 }
+
+// Release hands an unused slot back to the wrapped pacer when it can take
+// one back (mgmt.Releaser): the wrapper must not hide it, or a slot granted
+// to a call that never went (no token, say) would be lost to the fleet.
+func (p *pacer) Release(t mgmt.Ticket) {
+	if r, ok := p.next.(mgmt.Releaser); ok {
+		r.Release(t)
+	}
+}
