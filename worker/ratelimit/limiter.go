@@ -69,6 +69,10 @@ type Config struct {
 
 	// now is the clock (tests); nil means time.Now.
 	now func() time.Time
+	// jitter returns a number in [0, n) for the pauses' jitter (tests:
+	// a seeded source makes a virtual run repeatable); nil means
+	// math/rand/v2's Int64N.
+	jitter func(n int64) int64
 }
 
 // ErrStopped is returned by Wait once Stop was called.
@@ -465,7 +469,11 @@ func (l *Limiter) pauseFor(e mgmt.Exchange, now time.Time) time.Duration {
 		d = max(d, e.RateLimit.Reset.Sub(now))
 	}
 	d = min(d, l.cfg.MaxPause)
-	return d + time.Duration(rand.Int64N(int64(l.cfg.PauseJitter)+1))
+	jitter := l.cfg.jitter
+	if jitter == nil {
+		jitter = rand.Int64N
+	}
+	return d + time.Duration(jitter(int64(l.cfg.PauseJitter)+1))
 }
 
 // State returns the fleet's current model of the budget, from Redis.
