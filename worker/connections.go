@@ -67,30 +67,33 @@ func (h *handler) mode(ctx context.Context) (apimode.Mode, string, error) {
 	return res.Mode, why, nil
 }
 
-// stateAware reports whether c takes the state-aware path (act, state.go):
-// a change by ids that the legacy endpoints can express, on a tenant in
-// legacy mode — the legacy list the state is read from does not show
-// disabled associations or the newer fields. Connections mode, names and
-// the newer fields go through execute.
-func (h *handler) stateAware(ctx context.Context, c jobs.Change) bool {
-	if c.Unresolved() || c.NeedsConnectionsAPI() {
-		return false
-	}
-	mode, _, err := h.mode(ctx)
-	return err == nil && mode == apimode.Legacy
+// stateAware reports whether c takes the state-aware path (act, state.go)
+// in mode: a change by ids that the legacy endpoints can express, on a
+// tenant in legacy mode — the legacy list the state is read from does not
+// show disabled associations or the newer fields. Connections mode, names
+// and the newer fields go through execute.
+func stateAware(c jobs.Change, mode apimode.Mode) bool {
+	return mode == apimode.Legacy && !c.Unresolved() && !c.NeedsConnectionsAPI()
 }
 
 // execute makes c true on the tenant: it resolves the tenant's API mode and
-// the names c gives instead of ids, then applies it through the endpoints of
-// that mode — the newer Organization connections endpoints in connections mode
+// then runs executeIn.
+func (h *handler) execute(ctx context.Context, c jobs.Change) error {
+	mode, why, err := h.mode(ctx)
+	return h.executeIn(ctx, c, mode, why, err)
+}
+
+// executeIn makes c true on the tenant in mode (resolved by the caller, why
+// it was; modeErr if it could not be): it resolves the names c gives
+// instead of ids, then applies it through the endpoints of that mode — the
+// newer Organization connections endpoints in connections mode
 // (applyConnections), else the legacy ones (apply). In legacy mode a change
 // that needs the newer endpoints fails with errNeedsConnectionsAPI; while
 // auto is undecided it fails with errModeUndecided and the legacy endpoints
 // take the others.
-func (h *handler) execute(ctx context.Context, c jobs.Change) error {
-	mode, why, err := h.mode(ctx)
-	if err != nil {
-		return err
+func (h *handler) executeIn(ctx context.Context, c jobs.Change, mode apimode.Mode, why string, modeErr error) error {
+	if modeErr != nil {
+		return modeErr
 	}
 	if mode == apimode.Legacy && c.NeedsConnectionsAPI() {
 		return &errNeedsConnectionsAPI{c} // before any look-up of its names

@@ -166,10 +166,11 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	wctx := mgmt.WithCorrelationID(ctx, id)
 	var unchanged bool
-	if h.stateAware(wctx, c) {
+	mode, why, merr := h.mode(wctx) // once per change: both paths depend on it
+	if merr == nil && stateAware(c, mode) {
 		unchanged, err = h.act(wctx, p, holder, log) // knows the pair's state when worth it (state.go)
 	} else {
-		err = h.execute(wctx, c) // names resolved, by API mode (connections.go)
+		err = h.executeIn(wctx, c, mode, why, merr) // names resolved, by API mode (connections.go)
 	}
 	stopRenewing()
 	if lt := (*later)(nil); errors.As(err, &lt) {

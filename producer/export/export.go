@@ -396,29 +396,16 @@ func (e *exporter) run(ctx context.Context) error {
 	e.report()
 	for {
 		cp := &e.store.cp
-		if cp.Listed && len(cp.Done) == len(cp.Page) {
-			if cp.Last {
+		if !cp.Listed || len(cp.Done) == len(cp.Page) {
+			// The current page is not listed yet, or all its
+			// organizations are read: list the next one (if any).
+			if cp.Listed && cp.Last {
 				return nil
 			}
 			if ctx.Err() != nil {
 				e.stop()
 				return e.interrupted()
 			}
-			page, err := e.nextPage(ctx, calls)
-			if err != nil {
-				if ctx.Err() != nil {
-					e.stop()
-					return e.interrupted()
-				}
-				return err
-			}
-			if err := e.store.commitPage(page); err != nil {
-				return err
-			}
-			e.report()
-			continue
-		}
-		if !cp.Listed {
 			page, err := e.nextPage(ctx, calls)
 			if err != nil {
 				if ctx.Err() != nil {

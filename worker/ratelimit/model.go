@@ -210,17 +210,13 @@ func (lg *learning) refilledAtLeast(s sample) (float64, bool) {
 // refusedLately reports whether the bucket refused a call in the last
 // 10 s of the answers read.
 func (l *Limiter) refusedLately(id string) bool {
-	past := l.learn.refusals[id]
-	if len(past) == 0 {
-		return false
-	}
-	last := past[len(past)-1].at
+	var latest time.Time
 	for _, s := range l.learn.last {
-		if s.at.Sub(last) < 10*time.Second {
-			return true
+		if s.at.After(latest) {
+			latest = s.at
 		}
 	}
-	return false
+	return !latest.IsZero() && l.learn.refusedWithin(id, latest, 10*time.Second)
 }
 
 // mergeIfShared weighs what an answer says about whether reads and writes

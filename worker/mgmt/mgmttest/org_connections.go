@@ -264,17 +264,8 @@ func parseNewerPayload(contentType string, body []byte, readErr error, create bo
 	if create {
 		allowed = newerCreateProperties
 	}
-	for _, name := range slices.Sorted(maps.Keys(props)) {
-		if !slices.Contains(allowed, name) {
-			return invalid(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s'.", name))
-		}
-	}
-	if create {
-		if _, given := props["connection_id"]; !given {
-			return invalid("Payload validation error: 'Missing required property: connection_id'.")
-		}
-	} else if len(props) == 0 {
-		return invalid("Payload validation error: 'Too few properties defined (0), minimum 1'.")
+	if msg := checkPropertyNames(props, allowed, create); msg != "" {
+		return invalid(msg)
 	}
 	for _, name := range allowed {
 		raw, given := props[name]

@@ -204,6 +204,26 @@ func decodeObject(contentType string, body []byte, readErr error) (map[string]js
 	return props, result{}, true
 }
 
+// checkPropertyNames returns Auth0's message for a body whose property
+// names break its schema — one not allowed (additionalProperties false),
+// connection_id missing from a create, no property in an update — or "".
+// Shared by the legacy and the newer endpoints.
+func checkPropertyNames(props map[string]json.RawMessage, allowed []string, create bool) string {
+	for _, name := range slices.Sorted(maps.Keys(props)) {
+		if !slices.Contains(allowed, name) {
+			return fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s'.", name)
+		}
+	}
+	if create {
+		if _, given := props["connection_id"]; !given {
+			return "Payload validation error: 'Missing required property: connection_id'."
+		}
+	} else if len(props) == 0 {
+		return "Payload validation error: 'Too few properties defined (0), minimum 1'."
+	}
+	return ""
+}
+
 // parsePayload validates a legacy POST (create) or PATCH body as Auth0 does: Content-Type,
 // size, JSON syntax, an object, no additional properties, required properties, types, lengths.
 func parsePayload(contentType string, body []byte, readErr error, create bool) (payload, result, bool) {
@@ -220,18 +240,8 @@ func parsePayload(contentType string, body []byte, readErr error, create bool) (
 	if create {
 		allowed = createProperties
 	}
-	names := slices.Sorted(maps.Keys(props))
-	for _, name := range names {
-		if !slices.Contains(allowed, name) {
-			return invalid(fmt.Sprintf("Payload validation error: 'Additional properties not allowed: %s'.", name))
-		}
-	}
-	if create {
-		if _, given := props["connection_id"]; !given {
-			return invalid("Payload validation error: 'Missing required property: connection_id'.")
-		}
-	} else if len(props) == 0 {
-		return invalid("Payload validation error: 'Too few properties defined (0), minimum 1'.")
+	if msg := checkPropertyNames(props, allowed, create); msg != "" {
+		return invalid(msg)
 	}
 	for _, name := range allowed {
 		raw, given := props[name]
