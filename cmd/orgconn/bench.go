@@ -86,6 +86,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	latency := f.Duration("latency", 20*time.Millisecond, "the simulated tenant's answer latency")
 	redisURL := f.String("redis", "", "Redis to use (empty: an embedded one)")
 	baselines := f.String("baselines", strings.Join(bench.Baselines, ","), "baseline clients to run beside orgconn, comma-separated (go-auth0, sdk-style; empty: none)")
+	noOrgconn := f.Bool("baselines-only", false, "run the baselines only, not orgconn (their figures do not depend on orgconn's limiter)")
 	start := f.String("start", string(bench.StartDefaults), "what the workers are told of the budget: defaults, enterprise or tenant")
 	seed := f.Uint64("seed", bench.JobSeed, "seed of the job")
 	inProcess := f.Bool("in-process", false, "run the workers inside this process instead of as separate processes")
@@ -135,7 +136,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if *seed == 0 {
 		return errorf(e, exitUsage, "bench: --seed must not be 0")
 	}
-	o.Changes, o.Concurrency, o.Latency, o.RedisURL, o.Start, o.Seed, o.Timeout = *changes, *concurrency, *latency, *redisURL, st, *seed, *timeout
+	if *noOrgconn && len(o.Baselines) == 0 {
+		return errorf(e, exitUsage, "bench: --baselines-only needs at least one baseline")
+	}
+	o.Changes, o.Concurrency, o.Latency, o.RedisURL, o.Start, o.Seed, o.Timeout, o.NoOrgconn = *changes, *concurrency, *latency, *redisURL, st, *seed, *timeout, *noOrgconn
 	o.Progress = e.stderr
 	o.Workers = bench.InProcess
 	if !*inProcess {

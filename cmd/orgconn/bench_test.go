@@ -19,6 +19,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--baselines", "go-auth0,node-auth0"}, `--baselines: unknown baseline "node-auth0"`},
 		{[]string{"--scenarios", "z"}, `--scenarios: unknown scenario "z"`},
 		{[]string{"--seed", "0"}, "--seed must not be 0"},
+		{[]string{"--baselines-only", "--baselines", ""}, "--baselines-only needs at least one baseline"},
 	} {
 		code, _, errOut := runCmd(t, nil, append([]string{"bench"}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {

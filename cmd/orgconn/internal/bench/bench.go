@@ -188,6 +188,9 @@ type Options struct {
 	// Baselines are the baseline clients to run beside orgconn, each at
 	// the fleet's total concurrency (ClientGoAuth0, ClientSDKStyle).
 	Baselines []string
+	// NoOrgconn runs the baselines only (their figures do not depend on
+	// orgconn's code, so a long bench can run them once, apart).
+	NoOrgconn bool
 	// Seed seeds the job; zero means JobSeed.
 	Seed uint64
 	// Timeout bounds one run; zero means 5 minutes.
@@ -296,7 +299,11 @@ func Measure(ctx context.Context, o Options) ([]Result, error) {
 	var out []Result
 	for _, sc := range o.Scenarios {
 		for _, p := range o.Processes {
-			for _, client := range append([]string{ClientOrgconn}, o.Baselines...) {
+			clients := append([]string{ClientOrgconn}, o.Baselines...)
+			if o.NoOrgconn {
+				clients = clients[1:]
+			}
+			for _, client := range clients {
 				rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 				r, err := o.run(rctx, rdb, redisURL, sc, p, client)
 				cancel()
