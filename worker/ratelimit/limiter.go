@@ -366,13 +366,9 @@ func (l *Limiter) giveBack(res reservation) {
 	if !res.reserved() {
 		return
 	}
-	ids := make([]string, 0, len(res.counts))
-	for id := range res.counts {
-		ids = append(ids, id)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = l.store.cancel(ctx, ids)
+	_ = l.store.cancel(ctx, res.counts)
 }
 
 // Release gives back the slot of a ticket whose call was never sent (no

@@ -172,7 +172,14 @@ type learning struct {
 	// instant is only a lower bound.
 	rampedAt map[string]time.Time
 	lower    map[string]float64 // by bucket: the best lower bound on its refill since its latest drop
-	upper    map[string]float64 // by bucket: the rate it refused at while only a lower bound was known
+	// raised is, by bucket, its rate before the latest raise on
+	// evidence from below (probing, a refill seen between two answers)
+	// and when: a refusal soon after means the raise overshot.
+	raised map[string]rateAt
+	// refusedRate is, by bucket, the lowest rate it refused at lately:
+	// evidence from below does not raise it past that for a while.
+	refusedRate map[string]rateAt
+	upper       map[string]float64 // by bucket: the rate it refused at while only a lower bound was known
 	// Fixed windows, by bucket: the first answer of the current Reset
 	// epoch, the evidence that the bucket is a window (an answer
 	// count), the shortest step seen between epochs, and where a bucket
@@ -275,6 +282,39 @@ func abs(n int) int {
 	return n
 }
 
+// rateAt is a rate and when it was set or seen.
+type rateAt struct {
+	rate float64
+	at   time.Time
+}
+
+// overshootSpan is how soon after a raise on evidence from below a
+// refusal shows that the raise overshot; refusedSpan is how long a rate
+// a bucket refused at caps such raises.
+const (
+	overshootSpan = 1500 * time.Millisecond
+	refusedSpan   = 30 * time.Second
+)
+
+// raise records that b's rate is being raised on evidence from below.
+func (lg *learning) raise(b BucketState, now time.Time) {
+	if r, ok := lg.raised[b.ID]; !ok || now.Sub(r.at) > overshootSpan {
+		lg.raised[b.ID] = rateAt{b.Rate, now}
+	} else {
+		lg.raised[b.ID] = rateAt{r.rate, now} // a streak of raises: back to before its first
+	}
+}
+
+// raiseCap is the most that evidence from below may raise a bucket to:
+// a little under the lowest rate it refused at lately (another answer
+// pair or probe would read overtaking answers as refill), else no cap.
+func (lg *learning) raiseCap(id string, now time.Time) float64 {
+	if r, ok := lg.refusedRate[id]; ok && now.Sub(r.at) < refusedSpan {
+		return 0.97 * r.rate
+	}
+	return math.Inf(1)
+}
+
 // delivery is a point of the delivery estimate: when a bucket refused a
 // call (it was empty), and how many calls of its classes had been accepted.
 type delivery struct {
@@ -286,7 +326,7 @@ func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
-		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{},
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{}, raised: map[string]rateAt{}, refusedRate: map[string]rateAt{},
 		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}}
 }
 
@@ -396,6 +436,15 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
 				rate, how := lg.afterRefusal(b, s.at, now)
+				if r, ok := lg.raised[b.ID]; ok && how == "burst" && s.at.Sub(r.at) < overshootSpan && r.rate < rate {
+					// Raised on evidence from below a moment ago and
+					// refused since: the raise overshot. Back to the
+					// rate before it (a cut on loss, as TCP does).
+					rate, how = r.rate, "overshoot"
+				}
+				if p, ok := lg.refusedRate[b.ID]; !ok || now.Sub(p.at) >= refusedSpan || b.Rate < p.rate {
+					lg.refusedRate[b.ID] = rateAt{b.Rate, now}
+				}
 				if until := s.reset.Sub(s.at); until >= time.Second && float64(b.Burst)/until.Seconds() > rate {
 					// Empty now and full again at its Reset: it refills at
 					// least its size over that span (a window even gives
@@ -423,8 +472,9 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		}
 		if !s.refused && !s.stale {
 			if b, ok := lg.model[s.bucket]; ok {
-				if r, ok := lg.refilledAtLeast(s); ok && r > 1.2*b.Rate && now.Sub(lg.cut[s.bucket]) >= time.Second {
+				if r, ok := lg.refilledAtLeast(s); ok && r > 1.2*b.Rate && now.Sub(lg.cut[s.bucket]) >= time.Second && !lg.refusedWithin(b.ID, now, refusedSpan) {
 					r = math.Min(r, 4*b.Rate)
+					lg.raise(b, now)
 					l.log.Info("rate-limit bucket refilled faster than modelled between two answers", "bucket", b.ID, "rate", round(r), "was", round(b.Rate))
 					b.Rate, b.Source = r, string(AtLeast)
 					set(b)
@@ -457,11 +507,15 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if adopted[id] || b.Source == string(Measured) && estimates[id].Rate > 0 && estimates[id].Basis == Measured {
 			continue // a fresh estimate of this bucket stands
 		}
+		if b.Rate >= lg.raiseCap(id, now) {
+			continue // it refused a little above this lately
+		}
 		lg.probed[id] = now
 		if b.Source != "probing" {
 			l.log.Info("rate-limit bucket refills faster than modelled: probing", "bucket", id, "rate", round(b.Rate))
 		}
-		b.Rate, b.Source = b.Rate*(1+float64(s.remaining)/float64(s.limit)), "probing"
+		lg.raise(b, now)
+		b.Rate, b.Source = math.Min(b.Rate*(1+float64(s.remaining)/float64(s.limit)), lg.raiseCap(id, now)), "probing"
 		set(b)
 	}
 	for _, b := range l.retireOrProbeHidden(now) {

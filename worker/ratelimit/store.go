@@ -22,7 +22,9 @@ import (
 //	<id>:burst     its size
 //	<id>:rate      its refill, tokens per second
 //	<id>:tat       GCRA theoretical arrival time (µs since the epoch)
-//	<id>:n         calls that drew from it (a 429 is taken back out)
+//	<id>:last      the latest slot reserved in it (µs since the epoch)
+//	<id>:n         calls reserved in it (only grows); <id>:gone, <id>:g the
+//	               counters of those taken back (given back or refused)
 //	<id>:src       where its numbers come from: plan, override, measured,
 //	               at-least, probing, cut, hidden, window
 //	<id>:win       absent or 0: the bucket refills continuously (GCRA);
@@ -68,7 +70,7 @@ local base = math.max(now, pause)
 local at = base
 local use, wins = {}, {}
 for id in string.gmatch(redis.call('HGET', h, 'ids') or '', '%S+') do
-  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat', id .. ':win', id .. ':wend', id .. ':wn')
+  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat', id .. ':win', id .. ':wend', id .. ':wn', id .. ':last')
   local rate = tonumber(f[2] or '0') or 0
   if f[1] and string.find(f[1], ARGV[1], 1, true) and rate > 0 then
     local burst = math.max(tonumber(f[3] or '1') or 1, 1)
@@ -80,7 +82,7 @@ for id in string.gmatch(redis.call('HGET', h, 'ids') or '', '%S+') do
       local tat = tonumber(f[4] or '0') or 0
       local e = tat - (burst - 1) * T
       if e > at then at = e end
-      use[#use + 1] = {id, T, tat}
+      use[#use + 1] = {id, T, tat, tonumber(f[8] or '0') or 0}
     end
   end
 end
@@ -122,7 +124,12 @@ end
 -- spaced: the slot comes after the previous call's by the bucket's spacing
 -- (not at once, not merely when a pause ends): calls reserved before it
 -- were sent before it.
+-- A slot in front of one reserved earlier (a burst's room filled in
+-- ahead of calls scheduled far out) is not: an older call is still to go.
 local spaced = (at > base) and 1 or 0
+for _, b in ipairs(use) do
+  if at < b[4] then spaced = 0 end
+end
 local out = {math.floor(at - now), math.floor(math.max(pause - now, 0)), 1, string.format('%.0f', now), spaced}
 if at - now > tonumber(ARGV[2]) then
   -- Rounded up: asking again sooner would find the slot still too far.
@@ -132,7 +139,7 @@ if at - now > tonumber(ARGV[2]) then
 end
 for _, b in ipairs(use) do
   local tat = math.max(base, b[3]) + b[2]
-  redis.call('HSET', h, b[1] .. ':tat', string.format('%.0f', tat))
+  redis.call('HSET', h, b[1] .. ':tat', string.format('%.0f', tat), b[1] .. ':last', string.format('%.0f', math.max(at, b[4])))
   out[#out + 1] = b[1]
   out[#out + 1] = redis.call('HINCRBY', h, b[1] .. ':n', 1)
 end
@@ -183,7 +190,7 @@ return out
 // A call is stale when it was reserved before the latest pause was set.
 // Returns {pause remaining µs, the bucket's rate ×1000, its burst, its
 // source, tokens the tenant has now ×1000}.
-var answerScript = redis.NewScript(`
+var answerScript = redis.NewScript(goneLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
@@ -209,12 +216,11 @@ local drew = {}
 for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
   drew[#drew + 1] = {d, tonumber(c)}
 end
-if refused then
-  for _, d in ipairs(drew) do
-    redis.call('HINCRBY', h, d[1] .. ':n', -1)
-  end
-end
+
 local rate, burst, src, tokens = 0, 0, '', 0
+-- The call's counter less the calls taken back below it: the samples'
+-- counts, whose differences are the calls that drew between two answers.
+local effCount = tonumber(ARGV[4])
 -- planTokens: the fewest tokens left in a starting bucket that still paced
 -- the class; a bucket first described now starts with no more (the calls
 -- of the cold start drew from it too).
@@ -253,8 +259,11 @@ if id ~= '' then
   local since = nil -- calls that drew from the bucket since this one
   if count > 0 then
     local n = tonumber(f[4] or '0') or 0
-    if refused then count = count - 1 end
-    since = n - count
+    local above = goneAbove(h, id, count)
+    since = n - count - above
+    if win == 0 then
+      effCount = count - ((tonumber(redis.call('HGET', h, id .. ':g') or '0') or 0) - above)
+    end
   elseif #drew > 0 then
     -- The call did not draw from this bucket (it was not known, or not
     -- pacing the class, when the call was reserved): the buckets it drew
@@ -264,7 +273,7 @@ if id ~= '' then
     for _, d in ipairs(drew) do
       if (tonumber(redis.call('HGET', h, d[1] .. ':win') or '0') or 0) == 0 then
         local n = tonumber(redis.call('HGET', h, d[1] .. ':n') or '0') or 0
-        since = math.max(since, n - d[2] + (refused and 1 or 0))
+        since = math.max(since, n - d[2] - goneAbove(h, d[1], d[2]))
       end
     end
     flags = flags - (flags % 4 >= 2 and 2 or 0)
@@ -309,6 +318,13 @@ if id ~= '' then
     end
   end
 end
+if refused then
+  -- The refused call drew nothing: taken back from every bucket it was
+  -- counted in.
+  for _, d in ipairs(drew) do
+    gone(h, d[1], d[2])
+  end
+end
 local newpause = 0
 local p = tonumber(ARGV[8])
 if refused and p > 0 then
@@ -329,7 +345,7 @@ if id ~= '' then
   local seq = redis.call('HINCRBY', h, 'seq', 1)
   local at = now - tonumber(ARGV[5]) - tonumber(ARGV[6]) / 2
   local sflags = tonumber(ARGV[7]) + (stale and 4 or 0) + newpause * 8
-  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d %.0f', seq, at, id, ARGV[3], ARGV[4], burst, sflags, resetAt))
+  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d %.0f', seq, at, id, ARGV[3], string.format('%.0f', effCount), burst, sflags, resetAt))
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[14]) - 1)
   redis.call('EXPIRE', KEYS[2], ARGV[13])
 end
@@ -380,12 +396,40 @@ return 0
 
 // cancelScript takes an unused reservation's call back out of its buckets'
 // counters. KEYS[1] the hash; ARGV ids.
-var cancelScript = redis.NewScript(`
-for _, id in ipairs(ARGV) do
-  redis.call('HINCRBY', KEYS[1], id .. ':n', -1)
+var cancelScript = redis.NewScript(goneLua + `
+for i = 1, #ARGV, 2 do
+  gone(KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
 end
 return 0
 `)
+
+// goneLua keeps, per bucket, the counters of calls reserved but taken back
+// (given back unused, or refused): <id>:n only grows, so that two calls
+// never share a counter, and the calls that drew from a bucket after the
+// one with counter c are (n − c) less those taken back above c
+// (goneAbove). <id>:gone lists the latest goneKeep of them, <id>:g
+// counts them all. A window bucket's counter is its place in its window
+// and its own count (wn) says what the window holds: it keeps none.
+const goneLua = `
+local goneKeep = 256
+local function gone(h, id, c)
+  if not c or c <= 0 or (tonumber(redis.call('HGET', h, id .. ':win') or '0') or 0) ~= 0 then return end
+  local l = redis.call('HGET', h, id .. ':gone') or ''
+  local t = {}
+  for v in string.gmatch(l, '%S+') do t[#t + 1] = v end
+  t[#t + 1] = tostring(c)
+  while #t > goneKeep do table.remove(t, 1) end
+  redis.call('HSET', h, id .. ':gone', table.concat(t, ' '))
+  redis.call('HINCRBY', h, id .. ':g', 1)
+end
+local function goneAbove(h, id, c)
+  local k = 0
+  for v in string.gmatch(redis.call('HGET', h, id .. ':gone') or '', '%S+') do
+    if tonumber(v) > c then k = k + 1 end
+  end
+  return k
+end
+`
 
 // seedScript records a starting bucket unless the fleet already knows it
 // (or force is set).
@@ -584,13 +628,14 @@ func (s *store) tune(ctx context.Context, t tune) error {
 	return tuneScript.Run(ctx, s.rdb, []string{s.key}, t.bucket, rate, burst, t.classes, t.source, win, wend, t.windowUsed).Err()
 }
 
-func (s *store) cancel(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
+// cancel takes back an unused reservation: its counter in each bucket.
+func (s *store) cancel(ctx context.Context, counts map[string]int64) error {
+	if len(counts) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	args := make([]any, 0, 2*len(counts))
+	for id, n := range counts {
+		args = append(args, id, n)
 	}
 	return cancelScript.Run(ctx, s.rdb, []string{s.key}, args...).Err()
 }

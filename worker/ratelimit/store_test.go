@@ -70,9 +70,9 @@ func (s *fixedStore) mustAnswer(t *testing.T, a answer) answered {
 	return got
 }
 
-func (s *fixedStore) mustCancel(t *testing.T, ids ...string) {
+func (s *fixedStore) mustCancel(t *testing.T, r reservation) {
 	t.Helper()
-	if err := s.cancel(context.Background(), ids); err != nil {
+	if err := s.cancel(context.Background(), r.counts); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -177,10 +177,11 @@ func TestObserveSyncsUpKeepingOneTokenInHand(t *testing.T) {
 	// An answer to a call sent at once with others proves nothing: a call
 	// reserved before it may still be on its way.
 	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"]})
-	if w := s.mustReserve(t, "w").wait; w != 2*time.Second {
-		t.Fatalf("an unsettled answer moved the model up: next wait %v, want 2s", w)
+	extra := s.mustReserve(t, "w")
+	if extra.wait != 2*time.Second {
+		t.Fatalf("an unsettled answer moved the model up: next wait %v, want 2s", extra.wait)
 	}
-	s.mustCancel(t, "global")
+	s.mustCancel(t, extra)
 	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"], waited: true})
 	got := waits(t, s, "w", 8)
 	want := []time.Duration{0, 0, 0, 0, 0, 0, 0, time.Second}
@@ -211,8 +212,10 @@ func TestObserveThrottledPausesAndTakesTheCallBack(t *testing.T) {
 	if next.wait < 2*time.Second || next.pause != 2*time.Second {
 		t.Fatalf("a call after a 429 waits %v (pause %v), want at least the 2 s pause", next.wait, next.pause)
 	}
-	if next.counts["global"] != 1 || next.counts["write"] != 1 {
-		t.Fatalf("counters %v: the refused call was not taken back", next.counts)
+	for _, id := range []string{"global", "write"} {
+		if g, _ := s.rdb.HGet(context.Background(), s.key, id+":gone").Result(); g != "1" || next.counts[id] != 2 {
+			t.Fatalf("%s: counter %d, taken back %q: want 2 (counters only grow) and the refused call (1) taken back", id, next.counts[id], g)
+		}
 	}
 	// A shorter pause does not cut a longer one short.
 	if p := s.mustAnswer(t, answer{refused: true, pause: time.Second}).pause; p != 2*time.Second {
@@ -294,5 +297,37 @@ func TestWindowBucketReservesWindowByWindow(t *testing.T) {
 	}
 	if len(st.Buckets) != 1 || st.Buckets[0].Window != time.Second {
 		t.Errorf("state %v, want w3 as a 1 s window", st.Buckets)
+	}
+}
+
+// A call given back, or refused, drew nothing: the calls counted after
+// an answer's call are those reserved after it less those taken back
+// after it — a call taken back before it must not lower the count (it
+// did: counters were decremented, two calls shared one, and an answer
+// read the bucket fuller than it was).
+func TestCallsTakenBackCountOnlyAfterTheirPlace(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "global", "rw", Bucket{Burst: 10, Rate: 1})
+	a := s.mustReserve(t, "w")
+	b := s.mustReserve(t, "w")
+	c := s.mustReserve(t, "w")
+	d := s.mustReserve(t, "w")
+	s.mustCancel(t, a) // older than b: b's answer still counts c and d
+	got := s.mustAnswer(t, answer{bucket: "global", remaining: 5, count: b.counts["global"]})
+	if got.tokens != 3 {
+		t.Fatalf("tokens after b's answer %v, want 3 (5 less c and d)", got.tokens)
+	}
+	s.mustCancel(t, d) // newer than b: b's answer counts c only
+	got = s.mustAnswer(t, answer{bucket: "global", remaining: 5, count: b.counts["global"]})
+	if got.tokens != 4 {
+		t.Fatalf("tokens after d was given back %v, want 4", got.tokens)
+	}
+	s.mustAnswer(t, answer{bucket: "global", remaining: 0, count: c.counts["global"], refused: true, drewFrom: c.counts})
+	got = s.mustAnswer(t, answer{bucket: "global", remaining: 5, count: b.counts["global"]})
+	if got.tokens != 5 {
+		t.Fatalf("tokens after c was refused %v, want 5", got.tokens)
+	}
+	if e := s.mustReserve(t, "w"); e.counts["global"] != 5 {
+		t.Fatalf("the next call's counter %d, want 5 (counters only grow)", e.counts["global"])
 	}
 }
