@@ -298,11 +298,7 @@ const (
 
 // raise records that b's rate is being raised on evidence from below.
 func (lg *learning) raise(b BucketState, now time.Time) {
-	if r, ok := lg.raised[b.ID]; !ok || now.Sub(r.at) > overshootSpan {
-		lg.raised[b.ID] = rateAt{b.Rate, now}
-	} else {
-		lg.raised[b.ID] = rateAt{r.rate, now} // a streak of raises: back to before its first
-	}
+	lg.raised[b.ID] = rateAt{b.Rate, now}
 }
 
 // raiseCap is the most that evidence from below may raise a bucket to:
@@ -393,11 +389,13 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		cls := s.bucket[:1]
 		lg.answers[cls]++
 		lg.seen[s.bucket] = lg.answers[cls]
-		if _, ok := lg.firstAt[cls]; !ok {
-			lg.firstAt[cls] = s.at
+		if _, ok := lg.firstAt[s.class]; !ok {
+			lg.firstAt[s.class] = s.at
 		}
 		if !s.refused {
-			lg.accepted[cls]++
+			// By the call's class: a read answered with a bucket that
+			// paces both classes drew nothing from a write-only one.
+			lg.accepted[s.class]++
 			lg.described[s.bucket] = true
 		}
 		if !answered[cls] {

@@ -345,7 +345,7 @@ if id ~= '' then
   local seq = redis.call('HINCRBY', h, 'seq', 1)
   local at = now - tonumber(ARGV[5]) - tonumber(ARGV[6]) / 2
   local sflags = tonumber(ARGV[7]) + (stale and 4 or 0) + newpause * 8
-  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d %.0f', seq, at, id, ARGV[3], string.format('%.0f', effCount), burst, sflags, resetAt))
+  redis.call('LPUSH', KEYS[2], string.format('%d %.0f %s %s %s %d %d %.0f %s', seq, at, id, ARGV[3], string.format('%.0f', effCount), burst, sflags, resetAt, cls))
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[14]) - 1)
   redis.call('EXPIRE', KEYS[2], ARGV[13])
 end
@@ -664,6 +664,9 @@ type sample struct {
 	stale     bool      // the call was reserved before the latest pause was set
 	paused    bool      // this 429 started or extended the pause
 	reset     time.Time // the answer's X-RateLimit-Reset on the Redis clock; zero when none
+	// class is the class letter of the call answered ("r" or "w"): a
+	// bucket that paces both classes is named by one of them.
+	class string
 }
 
 // samplesSince returns the recorded answers after seq, oldest first.
@@ -675,7 +678,7 @@ func (s *store) samplesSince(ctx context.Context, seq int64) ([]sample, error) {
 	var out []sample
 	for _, r := range raw {
 		f := strings.Fields(r)
-		if len(f) != 7 && len(f) != 8 {
+		if len(f) < 7 || len(f) > 9 {
 			continue
 		}
 		sm := sample{bucket: f[2]}
@@ -690,10 +693,14 @@ func (s *store) samplesSince(ctx context.Context, seq int64) ([]sample, error) {
 		sm.limit, _ = strconv.Atoi(f[5])
 		flags, _ := strconv.Atoi(f[6])
 		sm.refused, sm.waited, sm.stale, sm.paused = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
-		if len(f) == 8 {
+		if len(f) >= 8 {
 			if r, _ := strconv.ParseInt(f[7], 10, 64); r > 0 {
 				sm.reset = time.UnixMicro(r)
 			}
+		}
+		sm.class = f[2][:1]
+		if len(f) == 9 {
+			sm.class = f[8]
 		}
 		out = append(out, sm)
 	}
