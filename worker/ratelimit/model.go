@@ -35,7 +35,13 @@ import (
 //     the bucket binds and can be measured.
 //   - Slow start: two answers of one bucket half a second or more apart
 //     prove a refill at least that fast (refilledAtLeast): a rate below it
-//     is raised to it at once, up to fourfold.
+//     is raised to it at once, up to fourfold — only for a bucket that has
+//     not refused in the last 30 s (with several processes, answers that
+//     overtake each other read as refill).
+//   - Overshoot: a bucket that refuses within 1.5 s of a raise on
+//     evidence from below (probing, slow start) goes back to the rate
+//     before that raise at once, as TCP cuts on loss; and for 30 s no
+//     such evidence raises it past 97% of the lowest rate it refused at.
 //   - One bucket for both classes: answers to reads and writes close in
 //     time that find a bucket of one size equally empty (mergeIfShared)
 //     make the write-named bucket pace both classes and retire the
