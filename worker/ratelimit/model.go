@@ -184,6 +184,10 @@ type learning struct {
 	step       map[string]time.Duration
 	windowEnd  map[string]time.Time
 	windowUsed map[string]int
+	// paceLog is, by class letter, the answers accepted so far at
+	// instants at least paceLogStep apart over the last paceSpan: the
+	// pace the fleet's calls drew at (provisionalWindow).
+	paceLog map[string][]delivery
 }
 
 // refilledAtLeast is the refill two successive answers describing the same
@@ -287,7 +291,7 @@ func newLearning(cfg LearnerConfig) *learning {
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
 		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{},
-		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}}
+		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}, paceLog: map[string][]delivery{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -359,6 +363,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if !s.refused {
 			lg.accepted[cls]++
 			lg.described[s.bucket] = true
+			lg.logPace(cls, s.at)
 		}
 		if !answered[cls] {
 			// Demand is what this round's answers say; a round without
@@ -393,6 +398,11 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		switch {
 		case s.refused && s.stale:
 			// Reserved before a pause ended: it says nothing new.
+		case s.refused && s.remaining == 0 && l.provisionalWindow(s, lg.model[s.bucket]):
+			b := l.becomeWindow(s, lg.model[s.bucket])
+			set(b)
+			lg.learner.Forget(b.ID)
+			delete(estimates, b.ID)
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
 				rate, how := lg.afterRefusal(b, s.at, now)
@@ -750,6 +760,92 @@ func (l *Limiter) windowEvidence(s sample, b BucketState) (BucketState, bool) {
 	return l.becomeWindow(s, b), true
 }
 
+// Pace log: one point per paceLogStep, kept over paceSpan.
+const (
+	paceLogStep = 100 * time.Millisecond
+	paceSpan    = 30 * time.Second
+)
+
+// logPace records that an answer of class cls arriving at at was accepted.
+func (lg *learning) logPace(cls string, at time.Time) {
+	pl := lg.paceLog[cls]
+	if len(pl) > 0 && at.Sub(pl[len(pl)-1].at) < paceLogStep {
+		return
+	}
+	pl = append(pl, delivery{at: at, accepted: lg.accepted[cls]})
+	for len(pl) > 2 && at.Sub(pl[1].at) > paceSpan {
+		pl = pl[1:]
+	}
+	lg.paceLog[cls] = pl
+}
+
+// provisionalWindow reports whether a 429 that empties bucket b (Remaining
+// 0) shows it to be a fixed window. Were it refilling continuously, it
+// would be full at its Reset (Reset is rounded up to a second, so no
+// sooner), so it refills at least Limit/(Reset − now); and a bucket that
+// fast, full at some instant t₀, is empty now only if the calls it
+// accepted since t₀ cover its size and that refill. When they fall short
+// by a margin for every t₀ over the last paceSpan (and since the first
+// answer, when that is nearer), the fleet's calls could not have emptied
+// it: it is a window of unknown length, empty until its Reset
+// (becomeWindow; the next answers, or probes, tell where the following
+// ones end).
+func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
+	lg := l.learn
+	if b.ID == "" || b.Window != 0 || s.stale || s.reset.IsZero() || strings.HasPrefix(b.ID, "plan-") || lg.windowEv[s.bucket] < 0 {
+		return false
+	}
+	until := s.reset.Sub(s.at)
+	if until < 100*time.Millisecond {
+		return false
+	}
+	implied := math.Max(lg.implied[s.bucket], float64(s.limit)/until.Seconds())
+	slack := 2 + float64(s.limit)/10
+	span := time.Duration(0)
+	for _, c := range b.Classes {
+		pl := lg.paceLog[string(c)]
+		if len(pl) == 0 {
+			continue
+		}
+		span = max(span, s.at.Sub(pl[0].at))
+	}
+	if span < time.Second {
+		return false // too little known
+	}
+	// For each instant of the log, the calls of its classes accepted
+	// since: the classes' logs are merged by time.
+	var points []time.Time
+	for _, c := range b.Classes {
+		for _, p := range lg.paceLog[string(c)] {
+			points = append(points, p.at)
+		}
+	}
+	for _, t0 := range points {
+		var since int64
+		for _, c := range b.Classes {
+			since += lg.accepted[string(c)] - lg.acceptedAt(string(c), t0)
+		}
+		if float64(since)+slack >= float64(s.limit-s.remaining)+implied*s.at.Sub(t0).Seconds() {
+			return false
+		}
+	}
+	l.log.Info("429 from a bucket the fleet's calls could not have emptied were it refilling continuously: a fixed window", "bucket", b.ID, "implied", round(implied), "span", span, "reset", until)
+	return true
+}
+
+// acceptedAt is how many answers of class cls had been accepted at t, as
+// the pace log tells (the latest point at or before t; 0 before the log).
+func (lg *learning) acceptedAt(cls string, t time.Time) int64 {
+	var n int64
+	for _, p := range lg.paceLog[cls] {
+		if p.at.After(t) {
+			break
+		}
+		n = p.accepted
+	}
+	return n
+}
+
 // becomeWindow makes b a fixed window whose current window ends at s's
 // Reset.
 func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
@@ -761,6 +857,14 @@ func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
 	}
 	lg.windowEnd[b.ID] = s.reset
 	lg.windowUsed[b.ID] = max(b.Burst-s.remaining, 0)
+	if strings.HasPrefix(b.ID, "w") {
+		// Comparisons of reads and writes across the window's starts,
+		// before it was known to be a window, read as two buckets:
+		// they say nothing (sharedWindow weighs it afresh).
+		ev := lg.shared[b.Burst]
+		ev[1] = 0
+		lg.shared[b.Burst] = ev
+	}
 	l.log.Info("rate-limit bucket is a fixed window: pacing it window by window", "bucket", b.ID, "limit", b.Burst, "window", b.Window, "ends", s.reset)
 	return b
 }
@@ -797,6 +901,7 @@ func (l *Limiter) sharedWindow(s sample) []BucketState {
 		ev[1]++
 	}
 	lg.shared[s.limit] = ev
+	l.log.Debug("shared window evidence", "bucket", wid, "for", ev[0], "against", ev[1], "remaining", s.remaining, "refused", s.refused, "write", e.remaining)
 	if ev[0] < 3 || ev[0] < 3*ev[1] {
 		return nil
 	}
