@@ -390,6 +390,12 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		for _, b := range l.sharedWindow(s) {
 			set(b)
 		}
+		if b, ok := lg.model[s.bucket]; ok && l.provisionalWindow(s, b) {
+			b = l.becomeWindow(s, b)
+			set(b)
+			lg.learner.Forget(b.ID)
+			delete(estimates, b.ID)
+		}
 		if b, ok := lg.model[s.bucket]; ok && b.Window != 0 {
 			// A fixed window: the answers set its count (answerScript);
 			// there is no refill rate to learn.
@@ -398,11 +404,6 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		switch {
 		case s.refused && s.stale:
 			// Reserved before a pause ended: it says nothing new.
-		case s.refused && s.remaining == 0 && l.provisionalWindow(s, lg.model[s.bucket]):
-			b := l.becomeWindow(s, lg.model[s.bucket])
-			set(b)
-			lg.learner.Forget(b.ID)
-			delete(estimates, b.ID)
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
 				rate, how := lg.afterRefusal(b, s.at, now)
@@ -779,12 +780,13 @@ func (lg *learning) logPace(cls string, at time.Time) {
 	lg.paceLog[cls] = pl
 }
 
-// provisionalWindow reports whether a 429 that empties bucket b (Remaining
-// 0) shows it to be a fixed window. Were it refilling continuously, it
-// would be full at its Reset (Reset is rounded up to a second, so no
-// sooner), so it refills at least Limit/(Reset − now); and a bucket that
-// fast, full at some instant t₀, is empty now only if the calls it
-// accepted since t₀ cover its size and that refill. When they fall short
+// provisionalWindow reports whether an answer that finds bucket b half
+// empty or less (or a 429 that finds it empty) shows it to be a fixed
+// window. Were it refilling continuously, it would be full at its Reset
+// (Reset is rounded up to a second, so no sooner), so it refills at least
+// (Limit − Remaining)/(Reset − now); and a bucket that fast, full at some
+// instant t₀, is that empty now only if the calls it accepted since t₀
+// cover what it lacks and that refill. When they fall short
 // by a margin for every t₀ over the last paceSpan (and since the first
 // answer, when that is nearer), the fleet's calls could not have emptied
 // it: it is a window of unknown length, empty until its Reset
@@ -795,11 +797,14 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 	if b.ID == "" || b.Window != 0 || s.stale || s.reset.IsZero() || strings.HasPrefix(b.ID, "plan-") || lg.windowEv[s.bucket] < 0 {
 		return false
 	}
+	if s.refused && s.remaining != 0 || !s.refused && 2*s.remaining > s.limit {
+		return false
+	}
 	until := s.reset.Sub(s.at)
 	if until < 100*time.Millisecond {
 		return false
 	}
-	implied := math.Max(lg.implied[s.bucket], float64(s.limit)/until.Seconds())
+	implied := math.Max(lg.implied[s.bucket], float64(s.limit-s.remaining)/until.Seconds())
 	slack := 2 + float64(s.limit)/10
 	span := time.Duration(0)
 	for _, c := range b.Classes {
@@ -829,7 +834,7 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 			return false
 		}
 	}
-	l.log.Info("429 from a bucket the fleet's calls could not have emptied were it refilling continuously: a fixed window", "bucket", b.ID, "implied", round(implied), "span", span, "reset", until)
+	l.log.Info("the fleet's calls could not have emptied the bucket this far were it refilling continuously: a fixed window", "bucket", b.ID, "remaining", s.remaining, "refused", s.refused, "implied", round(implied), "span", span, "reset", until)
 	return true
 }
 
@@ -880,8 +885,8 @@ func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
 // mergeIfShared does for buckets that refill continuously.
 func (l *Limiter) sharedWindow(s sample) []BucketState {
 	lg := l.learn
-	if s.bucket[:1] != "r" || s.reset.IsZero() || s.stale {
-		return nil
+	if s.bucket[:1] != "r" || s.reset.IsZero() {
+		return nil // (a stale answer still tells what the window held)
 	}
 	wid := "w" + s.bucket[1:]
 	w, ok := lg.model[wid]
@@ -897,7 +902,9 @@ func (l *Limiter) sharedWindow(s sample) []BucketState {
 	switch {
 	case s.refused || s.remaining <= s.limit-3:
 		ev[0]++
-	case s.remaining >= s.limit-1 && e.remaining <= s.limit-4:
+	case s.remaining >= s.limit-1 && e.remaining <= s.limit-4 && e.at.Before(s.at):
+		// (Only when the write arrived first: answers overtake each
+		// other, and a read that arrived first found the window full.)
 		ev[1]++
 	}
 	lg.shared[s.limit] = ev
