@@ -127,6 +127,13 @@ for pass = 1, 4 do
     elseif wend > 0 and n >= w[5] then
       at = wend + margin
       moved = true
+    elseif wend > 0 and w[2] > 0 and at < wend - w[2] + n * w[2] / (2 * w[5]) then
+      -- A window's calls go at least half its length over its size apart
+      -- (all of them in its first half): the answers to the first ones
+      -- come back before the last go, and sync the model (a bucket that
+      -- binds only now and then shows in them) before a burst is out.
+      at = wend - w[2] + n * w[2] / (2 * w[5])
+      moved = true
     elseif wend < 0 and n >= w[5] and at < w[6] then
       -- Used up, and no answer said where it ends: the next probe.
       at = w[6]
