@@ -805,9 +805,14 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 		return false
 	}
 	implied := math.Max(lg.implied[s.bucket], float64(s.limit-s.remaining)/until.Seconds())
+	// Every call counts, of either class: a bucket not yet found shared
+	// may be drained by both. Half the implied refill allows for Reset's
+	// rounding and for the clocks.
+	const classes = "rw"
+	refill := implied / 2
 	slack := 2 + float64(s.limit)/10
 	span := time.Duration(0)
-	for _, c := range b.Classes {
+	for _, c := range classes {
 		pl := lg.paceLog[string(c)]
 		if len(pl) == 0 {
 			continue
@@ -820,17 +825,17 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 	// For each instant of the log, the calls of its classes accepted
 	// since: the classes' logs are merged by time.
 	var points []time.Time
-	for _, c := range b.Classes {
+	for _, c := range classes {
 		for _, p := range lg.paceLog[string(c)] {
 			points = append(points, p.at)
 		}
 	}
 	for _, t0 := range points {
 		var since int64
-		for _, c := range b.Classes {
+		for _, c := range classes {
 			since += lg.accepted[string(c)] - lg.acceptedAt(string(c), t0)
 		}
-		if float64(since)+slack >= float64(s.limit-s.remaining)+implied*s.at.Sub(t0).Seconds() {
+		if float64(since)+slack >= float64(s.limit-s.remaining)+refill*s.at.Sub(t0).Seconds() {
 			return false
 		}
 	}
