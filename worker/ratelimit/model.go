@@ -75,13 +75,25 @@ import (
 //     (strong), or losing exactly the calls made where a continuous
 //     refill at the slowest rate its Resets allow would have added 2.5
 //     tokens (weak), or refilling by half its size the moment its Reset
-//     moves on — is a fixed window (windowEvidence). It then lets Limit
-//     calls through per window, reserved window by window and synced to
-//     each answer's Remaining and Reset (reserveScript, answerScript);
-//     the step between Resets is its length. No refill is learned for it,
-//     it is never cut or retired, and reads are found sharing a write
-//     window when their answers, in its current window, find it drained
-//     (sharedWindow).
+//     moves on — is a fixed window (windowEvidence). So is one that an
+//     answer finds half empty or less (or a 429 empty) when the fleet's
+//     calls, of both classes, could not have drained it that far were it
+//     refilling continuously at half the rate its Reset implies
+//     ((Limit − Remaining)/(Reset − now)) from full at any instant of the
+//     last 30 s (provisionalWindow): a window described only near its end
+//     or in its own 429s. It then lets Limit calls through per window,
+//     reserved window by window, at least half its length over its size
+//     apart (the first answers sync the model before the rest go), and
+//     synced to each answer's Remaining and Reset (reserveScript,
+//     answerScript); the step between Resets is its length. Until that is
+//     known, a window that ended is followed by one of Limit calls whose
+//     end is unknown; used up, it lets a probe through (one call a
+//     second, or at once after a probe that got through) until a 429's
+//     Reset says where it ends. No refill is learned for it, it is never
+//     cut or retired, and reads are found sharing a write window when
+//     their answers, in its current window, find it drained (sharedWindow;
+//     what mergeIfShared weighed against it before it was known to be a
+//     window is forgotten).
 //   - Retire: a bucket that none of the last retireAfter answers of its
 //     class described stops pacing (its classes become "-"): it does not
 //     bind (when headers describe the tightest bucket, a binding bucket is
@@ -822,38 +834,33 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 	if span < time.Second {
 		return false // too little known
 	}
-	// For each instant of the log, the calls of its classes accepted
-	// since: the classes' logs are merged by time.
-	var points []time.Time
-	for _, c := range classes {
+	// For each instant of the log, the calls accepted since: the
+	// classes' logs are walked together, oldest first.
+	type point struct {
+		at       time.Time
+		cls      int
+		accepted int64
+	}
+	var points []point
+	for i, c := range classes {
 		for _, p := range lg.paceLog[string(c)] {
-			points = append(points, p.at)
+			points = append(points, point{p.at, i, p.accepted})
 		}
 	}
-	for _, t0 := range points {
-		var since int64
-		for _, c := range classes {
-			since += lg.accepted[string(c)] - lg.acceptedAt(string(c), t0)
-		}
-		if float64(since)+slack >= float64(s.limit-s.remaining)+refill*s.at.Sub(t0).Seconds() {
+	sort.Slice(points, func(i, j int) bool { return points[i].at.Before(points[j].at) })
+	var now, then [len(classes)]int64
+	for i, c := range classes {
+		now[i] = lg.accepted[string(c)]
+	}
+	for _, p := range points {
+		then[p.cls] = p.accepted // the latest count at or before p.at
+		since := now[0] - then[0] + now[1] - then[1]
+		if float64(since)+slack >= float64(s.limit-s.remaining)+refill*s.at.Sub(p.at).Seconds() {
 			return false
 		}
 	}
 	l.log.Info("the fleet's calls could not have emptied the bucket this far were it refilling continuously: a fixed window", "bucket", b.ID, "remaining", s.remaining, "refused", s.refused, "implied", round(implied), "span", span, "reset", until)
 	return true
-}
-
-// acceptedAt is how many answers of class cls had been accepted at t, as
-// the pace log tells (the latest point at or before t; 0 before the log).
-func (lg *learning) acceptedAt(cls string, t time.Time) int64 {
-	var n int64
-	for _, p := range lg.paceLog[cls] {
-		if p.at.After(t) {
-			break
-		}
-		n = p.accepted
-	}
-	return n
 }
 
 // becomeWindow makes b a fixed window whose current window ends at s's

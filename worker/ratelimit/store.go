@@ -134,6 +134,11 @@ for pass = 1, 4 do
       -- binds only now and then shows in them) before a burst is out.
       at = wend - w[2] + n * w[2] / (2 * w[5])
       moved = true
+    elseif wend < 0 and at < -wend then
+      -- Reserved ahead of the start of a window whose end is unknown:
+      -- the window before is full.
+      at = -wend + margin
+      moved = true
     elseif wend < 0 and n >= w[5] and at < w[6] then
       -- Used up, and no answer said where it ends: the next probe.
       at = w[6]
@@ -166,7 +171,9 @@ for _, w in ipairs(wins) do
   if wend ~= 0 then
     redis.call('HSET', h, w[1] .. ':wend', string.format('%.0f', wend), w[1] .. ':wn', n + 1)
   end
-  if wend < 0 and n >= w[5] then
+  if wend < 0 and n + 1 >= w[5] then
+    -- It is used up (or this call probes it): the next probe not sooner
+    -- than probeGap from now.
     redis.call('HSET', h, w[1] .. ':wp', string.format('%.0f', at + probeGap))
   end
   redis.call('HINCRBY', h, w[1] .. ':n', 1)
@@ -322,7 +329,13 @@ if id ~= '' then
     local place = tonumber(ARGV[4])
     tokens = burst - math.max(used, wn)
     if resetAt > now and (wend == 0 or resetAt > wend + 250000) then
-      redis.call('HSET', h, id .. ':wend', string.format('%.0f', resetAt), id .. ':wn', used)
+      local ends = resetAt
+      if win > 0 and ends > now + 2 * win then
+        -- A window of known length holds no call past twice that
+        -- length, whatever a Reset says.
+        ends = now + 2 * win
+      end
+      redis.call('HSET', h, id .. ':wend', string.format('%.0f', ends), id .. ':wn', used)
     elseif math.abs(resetAt - wend) <= 250000 then
       local extra = (place > 0) and (used - place) or (used - wn)
       if extra > 0 then
