@@ -318,7 +318,7 @@ var fleetGuards = map[string]struct{ minUtil, maxRatio float64 }{
 	"split":         {0.90, 0.02},
 	"burst-headers": {0.90, 0.035}, // the hidden bucket is found with 2–3% refused
 	"alternate":     {0.82, 0.02},  // a slow start: answers alternate, each bucket probed on half of them
-	"window":        {0.88, 0.05},  // windows are found, but the 1-s window refuses at some edges
+	"window":        {0.93, 0.02},  // the 15-s window is found at its first 429s (3–6 refused)
 	"reset-now":     {0.90, 0.02},
 	"essentials":    {0.90, 0.02},
 	"enterprise":    {0.80, 0.02}, // discovery from 24x below the hidden write bucket costs ~5 s

@@ -240,3 +240,34 @@ func TestLearnerTakesSamplesOutOfOrder(t *testing.T) {
 	}
 	within(t, "rate", est.Rate, 20, 0.03)
 }
+
+// A bucket that an answer finds empty when the fleet's calls could not
+// have emptied it were it refilling at the rate its Reset implies is a
+// window (the 120-per-15-s write window, drained by 10 calls a second,
+// refuses with its Reset 2 s away: 60/s); one that the calls could have
+// emptied is not (a bucket of 10 at 20/s, drained by 20 calls a second).
+func TestProvisionalWindowFromWhatTheCallsCouldDrain(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		limit, perSec int
+		reset         time.Duration
+		want          bool
+	}{
+		{"window", 120, 10, 2 * time.Second, true},
+		{"continuous", 10, 20, time.Second, false},
+	} {
+		l, _ := fixedLimiter(t, Buckets{})
+		l.learn = newLearning(l.cfg.Learner)
+		lg := l.learn
+		for i := 0; i <= 100; i++ { // 10 s of answers, one every 100 ms
+			lg.accepted["w"] = int64(i * c.perSec / 10)
+			lg.logPace("w", t0.Add(time.Duration(i)*100*time.Millisecond))
+		}
+		at := t0.Add(10 * time.Second)
+		id := bucketID("w", c.limit)
+		s := sample{bucket: id, limit: c.limit, remaining: 0, refused: true, at: at, reset: at.Add(c.reset)}
+		if got := l.provisionalWindow(s, BucketState{ID: id, Classes: "w", Burst: c.limit, Rate: 1}); got != c.want {
+			t.Errorf("%s: provisionalWindow = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -81,13 +81,25 @@ import (
 //     (strong), or losing exactly the calls made where a continuous
 //     refill at the slowest rate its Resets allow would have added 2.5
 //     tokens (weak), or refilling by half its size the moment its Reset
-//     moves on — is a fixed window (windowEvidence). It then lets Limit
-//     calls through per window, reserved window by window and synced to
-//     each answer's Remaining and Reset (reserveScript, answerScript);
-//     the step between Resets is its length. No refill is learned for it,
-//     it is never cut or retired, and reads are found sharing a write
-//     window when their answers, in its current window, find it drained
-//     (sharedWindow).
+//     moves on — is a fixed window (windowEvidence). So is one that an
+//     answer finds half empty or less (or a 429 empty) when the fleet's
+//     calls, of both classes, could not have drained it that far were it
+//     refilling continuously at half the rate its Reset implies
+//     ((Limit − Remaining)/(Reset − now)) from full at any instant of the
+//     last 30 s (provisionalWindow): a window described only near its end
+//     or in its own 429s. It then lets Limit calls through per window,
+//     reserved window by window, at least half its length over its size
+//     apart (the first answers sync the model before the rest go), and
+//     synced to each answer's Remaining and Reset (reserveScript,
+//     answerScript); the step between Resets is its length. Until that is
+//     known, a window that ended is followed by one of Limit calls whose
+//     end is unknown; used up, it lets a probe through (one call a
+//     second, or at once after a probe that got through) until a 429's
+//     Reset says where it ends. No refill is learned for it, it is never
+//     cut or retired, and reads are found sharing a write window when
+//     their answers, in its current window, find it drained (sharedWindow;
+//     what mergeIfShared weighed against it before it was known to be a
+//     window is forgotten).
 //   - Retire: a bucket that none of the last retireAfter answers of its
 //     class described stops pacing (its classes become "-"): it does not
 //     bind (when headers describe the tightest bucket, a binding bucket is
@@ -197,6 +209,10 @@ type learning struct {
 	step       map[string]time.Duration
 	windowEnd  map[string]time.Time
 	windowUsed map[string]int
+	// paceLog is, by class letter, the answers accepted so far at
+	// instants at least paceLogStep apart over the last paceSpan: the
+	// pace the fleet's calls drew at (provisionalWindow).
+	paceLog map[string][]delivery
 }
 
 // refilledAtLeast is the refill two successive answers describing the same
@@ -329,7 +345,7 @@ func newLearning(cfg LearnerConfig) *learning {
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
 		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{}, raised: map[string]rateAt{}, refusedRate: map[string]rateAt{},
-		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}}
+		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}, paceLog: map[string][]delivery{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -403,6 +419,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// paces both classes drew nothing from a write-only one.
 			lg.accepted[s.class]++
 			lg.described[s.bucket] = true
+			lg.logPace(cls, s.at)
 		}
 		if !answered[cls] {
 			// Demand is what this round's answers say; a round without
@@ -428,6 +445,12 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		}
 		for _, b := range l.sharedWindow(s) {
 			set(b)
+		}
+		if b, ok := lg.model[s.bucket]; ok && l.provisionalWindow(s, b) {
+			b = l.becomeWindow(s, b)
+			set(b)
+			lg.learner.Forget(b.ID)
+			delete(estimates, b.ID)
 		}
 		if b, ok := lg.model[s.bucket]; ok && b.Window != 0 {
 			// A fixed window: the answers set its count (answerScript);
@@ -808,6 +831,96 @@ func (l *Limiter) windowEvidence(s sample, b BucketState) (BucketState, bool) {
 	return l.becomeWindow(s, b), true
 }
 
+// Pace log: one point per paceLogStep, kept over paceSpan.
+const (
+	paceLogStep = 100 * time.Millisecond
+	paceSpan    = 30 * time.Second
+)
+
+// logPace records that an answer of class cls arriving at at was accepted.
+func (lg *learning) logPace(cls string, at time.Time) {
+	pl := lg.paceLog[cls]
+	if len(pl) > 0 && at.Sub(pl[len(pl)-1].at) < paceLogStep {
+		return
+	}
+	pl = append(pl, delivery{at: at, accepted: lg.accepted[cls]})
+	for len(pl) > 2 && at.Sub(pl[1].at) > paceSpan {
+		pl = pl[1:]
+	}
+	lg.paceLog[cls] = pl
+}
+
+// provisionalWindow reports whether an answer that finds bucket b half
+// empty or less (or a 429 that finds it empty) shows it to be a fixed
+// window. Were it refilling continuously, it would be full at its Reset
+// (Reset is rounded up to a second, so no sooner), so it refills at least
+// (Limit − Remaining)/(Reset − now); and a bucket that fast, full at some
+// instant t₀, is that empty now only if the calls it accepted since t₀
+// cover what it lacks and that refill. When they fall short
+// by a margin for every t₀ over the last paceSpan (and since the first
+// answer, when that is nearer), the fleet's calls could not have emptied
+// it: it is a window of unknown length, empty until its Reset
+// (becomeWindow; the next answers, or probes, tell where the following
+// ones end).
+func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
+	lg := l.learn
+	if b.ID == "" || b.Window != 0 || s.stale || s.reset.IsZero() || strings.HasPrefix(b.ID, "plan-") || lg.windowEv[s.bucket] < 0 {
+		return false
+	}
+	if s.refused && s.remaining != 0 || !s.refused && 2*s.remaining > s.limit {
+		return false
+	}
+	until := s.reset.Sub(s.at)
+	if until < 100*time.Millisecond {
+		return false
+	}
+	implied := math.Max(lg.implied[s.bucket], float64(s.limit-s.remaining)/until.Seconds())
+	// Every call counts, of either class: a bucket not yet found shared
+	// may be drained by both. Half the implied refill allows for Reset's
+	// rounding and for the clocks.
+	const classes = "rw"
+	refill := implied / 2
+	slack := 2 + float64(s.limit)/10
+	span := time.Duration(0)
+	for _, c := range classes {
+		pl := lg.paceLog[string(c)]
+		if len(pl) == 0 {
+			continue
+		}
+		span = max(span, s.at.Sub(pl[0].at))
+	}
+	if span < time.Second {
+		return false // too little known
+	}
+	// For each instant of the log, the calls accepted since: the
+	// classes' logs are walked together, oldest first.
+	type point struct {
+		at       time.Time
+		cls      int
+		accepted int64
+	}
+	var points []point
+	for i, c := range classes {
+		for _, p := range lg.paceLog[string(c)] {
+			points = append(points, point{p.at, i, p.accepted})
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return points[i].at.Before(points[j].at) })
+	var now, then [len(classes)]int64
+	for i, c := range classes {
+		now[i] = lg.accepted[string(c)]
+	}
+	for _, p := range points {
+		then[p.cls] = p.accepted // the latest count at or before p.at
+		since := now[0] - then[0] + now[1] - then[1]
+		if float64(since)+slack >= float64(s.limit-s.remaining)+refill*s.at.Sub(p.at).Seconds() {
+			return false
+		}
+	}
+	l.log.Info("the fleet's calls could not have emptied the bucket this far were it refilling continuously: a fixed window", "bucket", b.ID, "remaining", s.remaining, "refused", s.refused, "implied", round(implied), "span", span, "reset", until)
+	return true
+}
+
 // becomeWindow makes b a fixed window whose current window ends at s's
 // Reset.
 func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
@@ -819,6 +932,14 @@ func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
 	}
 	lg.windowEnd[b.ID] = s.reset
 	lg.windowUsed[b.ID] = max(b.Burst-s.remaining, 0)
+	if strings.HasPrefix(b.ID, "w") {
+		// Comparisons of reads and writes across the window's starts,
+		// before it was known to be a window, read as two buckets:
+		// they say nothing (sharedWindow weighs it afresh).
+		ev := lg.shared[b.Burst]
+		ev[1] = 0
+		lg.shared[b.Burst] = ev
+	}
 	l.log.Info("rate-limit bucket is a fixed window: pacing it window by window", "bucket", b.ID, "limit", b.Burst, "window", b.Window, "ends", s.reset)
 	return b
 }
@@ -834,8 +955,8 @@ func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
 // mergeIfShared does for buckets that refill continuously.
 func (l *Limiter) sharedWindow(s sample) []BucketState {
 	lg := l.learn
-	if s.bucket[:1] != "r" || s.reset.IsZero() || s.stale {
-		return nil
+	if s.bucket[:1] != "r" || s.reset.IsZero() {
+		return nil // (a stale answer still tells what the window held)
 	}
 	wid := "w" + s.bucket[1:]
 	w, ok := lg.model[wid]
@@ -851,10 +972,13 @@ func (l *Limiter) sharedWindow(s sample) []BucketState {
 	switch {
 	case s.refused || s.remaining <= s.limit-3:
 		ev[0]++
-	case s.remaining >= s.limit-1 && e.remaining <= s.limit-4:
+	case s.remaining >= s.limit-1 && e.remaining <= s.limit-4 && e.at.Before(s.at):
+		// (Only when the write arrived first: answers overtake each
+		// other, and a read that arrived first found the window full.)
 		ev[1]++
 	}
 	lg.shared[s.limit] = ev
+	l.log.Debug("shared window evidence", "bucket", wid, "for", ev[0], "against", ev[1], "remaining", s.remaining, "refused", s.refused, "write", e.remaining)
 	if ev[0] < 3 || ev[0] < 3*ev[1] {
 		return nil
 	}

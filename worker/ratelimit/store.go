@@ -33,8 +33,12 @@ import (
 //	               length not known yet)
 //	<id>:wend      a window bucket's current window ends at this instant
 //	               (µs; 0: not known — it does not pace until an answer
-//	               says)
+//	               says; negative: a window of unknown length whose
+//	               current window started at −wend and whose end no
+//	               answer has said yet)
 //	<id>:wn        calls reserved in that window
+//	<id>:wp        for a window whose end is not known and that is used
+//	               up: the earliest instant of the next probe (µs)
 //
 // beside it the list <hash>:samples (the latest answers, newest first) and
 // the key <hash>:leader (the process that learns). Times are Redis's;
@@ -70,33 +74,41 @@ local base = math.max(now, pause)
 local at = base
 local use, wins = {}, {}
 for id in string.gmatch(redis.call('HGET', h, 'ids') or '', '%S+') do
-  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat', id .. ':win', id .. ':wend', id .. ':wn', id .. ':last')
+  local f = redis.call('HMGET', h, id .. ':cls', id .. ':rate', id .. ':burst', id .. ':tat', id .. ':win', id .. ':wend', id .. ':wn', id .. ':wp', id .. ':last')
   local rate = tonumber(f[2] or '0') or 0
   if f[1] and string.find(f[1], ARGV[1], 1, true) and rate > 0 then
     local burst = math.max(tonumber(f[3] or '1') or 1, 1)
     local win = tonumber(f[5] or '0') or 0
     if win ~= 0 then
-      wins[#wins + 1] = {id, win, tonumber(f[6] or '0') or 0, tonumber(f[7] or '0') or 0, burst}
+      wins[#wins + 1] = {id, win, tonumber(f[6] or '0') or 0, tonumber(f[7] or '0') or 0, burst, tonumber(f[8] or '0') or 0}
     else
       local T = 1000000 / rate
       local tat = tonumber(f[4] or '0') or 0
       local e = tat - (burst - 1) * T
       if e > at then at = e end
-      use[#use + 1] = {id, T, tat, tonumber(f[8] or '0') or 0}
+      use[#use + 1] = {id, T, tat, tonumber(f[9] or '0') or 0}
     end
   end
 end
 -- A window bucket lets burst calls through per window: the window that
 -- holds instant t (its end and calls in it), rolled forward by whole
--- windows; one of unknown length is open (0) once it has ended, until an
--- answer says where the next one ends.
+-- windows. Once a window of unknown length has ended, the next one
+-- started then and its end is unknown (−start) until an answer says it;
+-- it holds burst calls too, and when they are used up one call goes now
+-- and then (probeGap) to find where it ends.
+local probeGap = 1000000
 local function place(w, t)
   local wend, n = w[3], w[4]
+  if wend < 0 and w[2] > 0 then
+    -- Its length was learned since: the window that started at −wend
+    -- ends a length later.
+    wend = -wend + w[2]
+  end
   if wend > 0 and t >= wend then
     if w[2] > 0 then
       wend = wend + (math.floor((t - wend) / w[2]) + 1) * w[2]
     else
-      wend = 0
+      wend = -wend
     end
     n = 0
   end
@@ -116,6 +128,22 @@ for pass = 1, 4 do
       moved = true
     elseif wend > 0 and n >= w[5] then
       at = wend + margin
+      moved = true
+    elseif wend > 0 and w[2] > 0 and at < wend - w[2] + n * w[2] / (2 * w[5]) then
+      -- A window's calls go at least half its length over its size apart
+      -- (all of them in its first half): the answers to the first ones
+      -- come back before the last go, and sync the model (a bucket that
+      -- binds only now and then shows in them) before a burst is out.
+      at = wend - w[2] + n * w[2] / (2 * w[5])
+      moved = true
+    elseif wend < 0 and at < -wend then
+      -- Reserved ahead of the start of a window whose end is unknown:
+      -- the window before is full.
+      at = -wend + margin
+      moved = true
+    elseif wend < 0 and n >= w[5] and at < w[6] then
+      -- Used up, and no answer said where it ends: the next probe.
+      at = w[6]
       moved = true
     end
   end
@@ -147,8 +175,13 @@ end
 -- for the first): the answer compares it with what the tenant counted.
 for _, w in ipairs(wins) do
   local wend, n = place(w, at)
-  if wend > 0 then
+  if wend ~= 0 then
     redis.call('HSET', h, w[1] .. ':wend', string.format('%.0f', wend), w[1] .. ':wn', n + 1)
+  end
+  if wend < 0 and n + 1 >= w[5] then
+    -- It is used up (or this call probes it): the next probe not sooner
+    -- than probeGap from now.
+    redis.call('HSET', h, w[1] .. ':wp', string.format('%.0f', at + probeGap))
   end
   redis.call('HINCRBY', h, w[1] .. ':n', 1)
   out[#out + 1] = w[1]
@@ -216,7 +249,20 @@ local drew = {}
 for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
   drew[#drew + 1] = {d, tonumber(c)}
 end
-
+if not refused then
+  for _, d in ipairs(drew) do
+    -- A probe (a call past a used-up window whose end is not known) got
+    -- through: the window had room after all (it ended, or held fewer
+    -- calls than the model counted), and the next probe may go at once:
+    -- while none is refused, calls go one at a time, each after the
+    -- answer to the one before. A refusal's Reset says where it ends.
+    local wf = redis.call('HMGET', h, d[1] .. ':win', d[1] .. ':wend', d[1] .. ':burst')
+    local ww, we = tonumber(wf[1] or '0') or 0, tonumber(wf[2] or '0') or 0
+    if ww < 0 and we < 0 and d[2] > (tonumber(wf[3] or '1') or 1) then
+      redis.call('HSET', h, d[1] .. ':wp', 0)
+    end
+  end
+end
 local rate, burst, src, tokens = 0, 0, '', 0
 -- The call's counter less the calls taken back below it: the samples'
 -- counts, whose differences are the calls that drew between two answers.
@@ -292,7 +338,13 @@ if id ~= '' then
     local place = tonumber(ARGV[4])
     tokens = burst - math.max(used, wn)
     if resetAt > now and (wend == 0 or resetAt > wend + 250000) then
-      redis.call('HSET', h, id .. ':wend', string.format('%.0f', resetAt), id .. ':wn', used)
+      local ends = resetAt
+      if win > 0 and ends > now + 2 * win then
+        -- A window of known length holds no call past twice that
+        -- length, whatever a Reset says.
+        ends = now + 2 * win
+      end
+      redis.call('HSET', h, id .. ':wend', string.format('%.0f', ends), id .. ':wn', used)
     elseif math.abs(resetAt - wend) <= 250000 then
       local extra = (place > 0) and (used - place) or (used - wn)
       if extra > 0 then

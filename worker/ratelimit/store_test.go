@@ -265,9 +265,10 @@ func TestReserveBeyondTheHorizonReservesNothing(t *testing.T) {
 	}
 }
 
-// A window bucket lets its size through per window: the calls beyond go
-// at the next window's start (plus the clock margin), counted in that
-// window; an answer from a later window moves the model to it.
+// A window bucket lets its size through per window, half its length
+// over its size apart: the calls beyond go at the next window's start
+// (plus the clock margin), counted in that window; an answer from a
+// later window moves the model to it.
 func TestWindowBucketReservesWindowByWindow(t *testing.T) {
 	s := newFixedStore(t)
 	ctx := context.Background()
@@ -280,9 +281,11 @@ func TestWindowBucketReservesWindowByWindow(t *testing.T) {
 	for range 5 {
 		waits = append(waits, s.mustReserve(t, "w").wait)
 	}
-	// 1 used: two more now, then three at the next window's start (1 s
-	// + 10 ms margin: a hundredth of the window).
-	want := []time.Duration{0, 0, 1010 * time.Millisecond, 1010 * time.Millisecond, 1010 * time.Millisecond}
+	// 1 used: two more, 1/6 s apart (half the window over its size),
+	// then three from the next window's start (1 s + 10 ms margin: a
+	// hundredth of the window), 1/6 s apart.
+	us := time.Microsecond
+	want := []time.Duration{166666 * us, 333333 * us, 1010 * time.Millisecond, 1166666 * us, 1333333 * us}
 	for i := range want {
 		if waits[i] != want[i] {
 			t.Fatalf("waits %v, want %v", waits, want)
@@ -329,5 +332,42 @@ func TestCallsTakenBackCountOnlyAfterTheirPlace(t *testing.T) {
 	}
 	if e := s.mustReserve(t, "w"); e.counts["global"] != 5 {
 		t.Fatalf("the next call's counter %d, want 5 (counters only grow)", e.counts["global"])
+	}
+}
+
+// A window of unknown length lets its size through from its end on, in a
+// window whose end is unknown; used up, it lets one call through a second
+// (a probe), at once after a probe that got through, until a 429's Reset
+// says where the window ends.
+func TestWindowOfUnknownLengthProbes(t *testing.T) {
+	s := newFixedStore(t)
+	ctx := context.Background()
+	s.mustSeed(t, "w3", "w", Bucket{Burst: 3, Rate: 3})
+	if err := s.tune(ctx, tune{bucket: "w3", window: -1, windowEnd: t0.Add(time.Second), windowUsed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var rs []reservation
+	for range 5 {
+		rs = append(rs, s.mustReserve(t, "w"))
+	}
+	// Full until 1 s: three from its end on (+20 ms margin), then a probe
+	// a second later, and the next a second after that.
+	ms := time.Millisecond
+	want := []time.Duration{1020 * ms, 1020 * ms, 1020 * ms, 2020 * ms, 3020 * ms}
+	for i := range want {
+		if rs[i].wait != want[i] {
+			t.Fatalf("call %d waits %v, want %v", i+1, rs[i].wait, want[i])
+		}
+	}
+	// The first probe got through: the next may go at once.
+	s.at(2100 * ms)
+	s.mustAnswer(t, answer{bucket: "w10", remaining: 5, drewFrom: map[string]int64{"w3": rs[3].counts["w3"]}, reservedAt: 0})
+	if r := s.mustReserve(t, "w"); r.wait != 0 {
+		t.Fatalf("after a probe got through, the next waits %v, want 0", r.wait)
+	}
+	// A 429 says the window ends at 5 s: nothing goes before.
+	s.mustAnswer(t, answer{bucket: "w3", remaining: 0, refused: true, count: 6, drewFrom: map[string]int64{"w3": 6}, hasReset: true, resetIn: 2900 * ms})
+	if r := s.mustReserve(t, "w"); r.wait != 2920*ms {
+		t.Fatalf("after a 429 with Reset in 2.9 s, the next waits %v, want 2.92s", r.wait)
 	}
 }
