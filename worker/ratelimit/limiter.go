@@ -404,7 +404,7 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 			a.resetIn, a.hasReset = rl.Reset.Sub(e.Received), true
 		}
 		a.startBurst, a.startRate = rl.Limit, l.startRate(cls, rl.Limit)
-		if a.hasReset && a.resetIn >= time.Second && rl.Remaining < rl.Limit {
+		if a.hasReset && a.resetIn > 0 && rl.Remaining < rl.Limit {
 			// A bucket first described when it is short of tokens (the
 			// tightest of several) is full again at its Reset: it
 			// refills at least that fast. Started at the slowest guess
@@ -412,8 +412,16 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 			// answers describe it only when it is the tightest — never
 			// full enough to be probed. (If Reset means "the next
 			// token", this overestimates; the bucket's first 429 then
-			// measures it.)
-			a.startRate = max(a.startRate, float64(rl.Limit-rl.Remaining)/a.resetIn.Seconds())
+			// measures it.) Reset is whole seconds, rounded up: under
+			// a second away, the bucket may be full up to a second
+			// sooner (or, were it a window, later): (Limit − Remaining)
+			// over the span and a second more is a cautious lower
+			// bound, and a guess 24 times too slow is lifted at once.
+			span := a.resetIn
+			if span < time.Second {
+				span += time.Second
+			}
+			a.startRate = max(a.startRate, float64(rl.Limit-rl.Remaining)/span.Seconds())
 		}
 	}
 	if !a.refused && a.bucket == "" {

@@ -72,11 +72,19 @@ import (
 //     it let through); the rate it refused at is an upper bound. When the
 //     delivery is only a bound, the fleet paces a little above it (at
 //     most 25%) and climbs toward the middle of the bounds, more slowly
-//     the deeper the bucket; each refusal narrows them.
+//     the deeper the bucket; each refusal narrows them. An exact delivery
+//     replaces the lower bound kept (a bound read too high, as from a
+//     span that began before the bucket was empty, would otherwise hold
+//     the pace above the refill, refusing every few seconds).
 //   - Reset: a bucket first described short of tokens, or refusing, is
 //     full again at its X-RateLimit-Reset, so it refills at least
 //     (Limit − Remaining) over that span (if Reset means "the next token"
-//     instead, this overestimates and the next refusal measures it).
+//     instead, this overestimates and the next refusal measures it). A
+//     bucket first described starts there (startRate is only the floor),
+//     a span under a second counted a second longer (Reset is whole
+//     seconds, rounded up; a window would refill later still): a guess
+//     far below a fast bucket is raised by its very first answer instead
+//     of probing up from a call every few seconds.
 //   - Windows: a bucket that holds one Reset while it drains — over 1.5 s
 //     (strong), or losing exactly the calls made where a continuous
 //     refill at the slowest rate its Resets allow would have added 2.5
@@ -625,9 +633,10 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		// refill (it was empty at both), exact when it set the pace
 		// throughout; the rate it just refused is an upper bound. The
 		// two close in as refusals come: the lower bound is kept while
-		// it stays below the rate refused (else the limit fell).
+		// it stays below the rate refused (else the limit fell), unless
+		// this delivery is exact: it replaces a bound read too high.
 		lo := delivered * deliveredShare
-		if prev := lg.lower[b.ID]; prev > lo && prev < b.Rate {
+		if prev := lg.lower[b.ID]; prev > lo && prev < b.Rate && !saturated {
 			lo = prev
 		}
 		lg.lower[b.ID], lg.ceiling[b.ID] = lo, b.Rate
