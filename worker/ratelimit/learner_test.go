@@ -251,21 +251,28 @@ func TestProvisionalWindowFromWhatTheCallsCouldDrain(t *testing.T) {
 		name          string
 		limit, perSec int
 		reset         time.Duration
+		pace          float64 // the slowest rate pacing writes in the model
 		want          bool
 	}{
-		{"window", 120, 10, 2 * time.Second, true},
-		{"continuous", 10, 20, time.Second, false},
+		{"window", 120, 10, 2 * time.Second, 10, true},
+		{"continuous", 10, 20, time.Second, 20, false},
+		// A bucket paced at 6.3/s after a slow climb (the log holds the
+		// climb) whose Reset implies 6.25/s: near the pace, the log says
+		// nothing (a real clock took split's 5-token write bucket for a
+		// window of 5 a second).
+		{"paced near its refill", 5, 2, 800 * time.Millisecond, 6.3, false},
 	} {
 		l, _ := fixedLimiter(t, Buckets{})
 		l.learn = newLearning(l.cfg.Learner)
 		lg := l.learn
+		lg.model = map[string]BucketState{"w10": {ID: "w10", Classes: "w", Burst: 10, Rate: c.pace}}
 		for i := 0; i <= 100; i++ { // 10 s of answers, one every 100 ms
 			lg.accepted["w"] = int64(i * c.perSec / 10)
 			lg.logPace("w", t0.Add(time.Duration(i)*100*time.Millisecond))
 		}
 		at := t0.Add(10 * time.Second)
 		id := bucketID("w", c.limit)
-		s := sample{bucket: id, limit: c.limit, remaining: 0, refused: true, at: at, reset: at.Add(c.reset)}
+		s := sample{bucket: id, class: "w", limit: c.limit, remaining: 0, refused: true, at: at, reset: at.Add(c.reset)}
 		if got := l.provisionalWindow(s, BucketState{ID: id, Classes: "w", Burst: c.limit, Rate: 1}); got != c.want {
 			t.Errorf("%s: provisionalWindow = %v, want %v", c.name, got, c.want)
 		}

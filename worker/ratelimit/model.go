@@ -427,7 +427,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// paces both classes drew nothing from a write-only one.
 			lg.accepted[s.class]++
 			lg.described[s.bucket] = true
-			lg.logPace(cls, s.at)
+			lg.logPace(s.class, s.at)
 		}
 		if !answered[cls] {
 			// Demand is what this round's answers say; a round without
@@ -889,6 +889,19 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 	// rounding and for the clocks.
 	const classes = "rw"
 	refill := implied / 2
+	// And only far above the pace the fleet set for the class: nearer,
+	// the paces logged (probing, a pause) decide it, and a real clock's
+	// jitter took split's write bucket (5, 8/s, paced at 6.3/s) for a
+	// window of 5 a second.
+	pace := math.Inf(1)
+	for _, o := range lg.model {
+		if o.Rate > 0 && contains(o.Classes, s.class) {
+			pace = math.Min(pace, o.Rate)
+		}
+	}
+	if refill < 1.5*pace {
+		return false
+	}
 	slack := 2 + float64(s.limit)/10
 	span := time.Duration(0)
 	for _, c := range classes {
