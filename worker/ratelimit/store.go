@@ -192,15 +192,16 @@ return out
 
 // answerScript records one answer. It
 //
-//   - takes a 429's call back out of the counters of the buckets it drew
-//     from, and starts or extends the fleet's pause;
+//   - lists a 429's call as taken back in the buckets it drew from
+//     (goneLua), and starts or extends the fleet's pause;
 //   - for the bucket the headers describe (ARGV[1], "" when none): creates
 //     it with the given starting numbers if the fleet does not know it,
 //     makes it pace the answer's class again if it had stopped, and ends the
 //     cold start for the class (the plan-* buckets stop pacing it);
 //   - syncs that bucket to what the tenant said: it had Remaining tokens when
 //     the call arrived; since then it refilled for age at its rate and
-//     (n now − n of the call) calls drew from it. With fewer tokens than
+//     (n now − n of the call − calls taken back after it) calls drew from
+//     it. With fewer tokens than
 //     modelled, tat moves later; with at least one more — and only if no
 //     older call can still be on its way (the call waited for its slot, so
 //     older ones were sent first) — it moves earlier but keeps one token in
@@ -446,8 +447,9 @@ end
 return 0
 `)
 
-// cancelScript takes an unused reservation's call back out of its buckets'
-// counters. KEYS[1] the hash; ARGV ids.
+// cancelScript takes an unused reservation's call back: it is listed as
+// taken back in each bucket it was counted in (goneLua). KEYS[1] the hash;
+// ARGV pairs of bucket id and the call's counter in it.
 var cancelScript = redis.NewScript(goneLua + `
 for i = 1, #ARGV, 2 do
   gone(KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
