@@ -43,7 +43,10 @@ Columns (counts come from the simulator, not from the clients):
   utilization   accepted requests ÷ (burst + rate × elapsed), over the
                 bucket that binds writes: every answer but a 429 that
                 took one of its tokens (reads too when it is the API-wide
-                bucket)
+                bucket); for fixed windows, ÷ what a client sending each
+                write the moment the tenant would take it gets over the
+                same span (every window begun, not a full one at the
+                first write)
   429 ratio     throttled requests ÷ requests
   calls/change  API requests ÷ applied changes
   tokens        tokens issued by /oauth/token

@@ -169,3 +169,19 @@ func TestBenchBudgetFlags(t *testing.T) {
 		t.Error(`ParseStart("fast") succeeded`)
 	}
 }
+
+// A fixed window's budget is every window begun in the span, each capped
+// by the 1-s global window, not a full window at the first write plus its
+// rate: on the window shape (10 per 1 s, 120 per 15 s, aligned to the
+// epoch) from 13 s into a 15-s window to 50 s later, 20 + 3 × 120 + 40.
+func TestWindowBudgetCountsTheWindowsBegun(t *testing.T) {
+	sh, err := mgmttest.LookupShape("window")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1_800_000_000, 0) // a multiple of 15 s
+	first, last := start.Add(13*time.Second), start.Add(63*time.Second)
+	if got := windowBudget(sh.Config(1), first, last); got != 420 {
+		t.Fatalf("budget %v, want 420 (burst + rate × elapsed would say 520)", got)
+	}
+}
