@@ -876,11 +876,17 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 	if b.ID == "" || b.Window != 0 || s.stale || s.reset.IsZero() || strings.HasPrefix(b.ID, "plan-") || lg.windowEv[s.bucket] < 0 {
 		return false
 	}
-	if s.refused && s.remaining != 0 || !s.refused && 2*s.remaining > s.limit {
+	// Only a 429 that finds it empty with its Reset a second or more
+	// away: success answers that found a bucket half empty took real
+	// processes' continuous buckets for windows (split's and
+	// alternate's write buckets, 5 deep, drained by a burst the sync
+	// allowed: the fleet then paced them at 5 a second, half the
+	// budget). A window of a second is found by windowEvidence.
+	if !s.refused || s.remaining != 0 {
 		return false
 	}
 	until := s.reset.Sub(s.at)
-	if until < 100*time.Millisecond {
+	if until < time.Second {
 		return false
 	}
 	implied := math.Max(lg.implied[s.bucket], float64(s.limit-s.remaining)/until.Seconds())
