@@ -367,7 +367,17 @@ if id ~= '' then
     if target > tat then
       redis.call('HSET', h, id .. ':tat', string.format('%.0f', target))
     elseif target + T < tat and flags % 4 >= 2 then
-      redis.call('HSET', h, id .. ':tat', string.format('%.0f', target + T))
+      -- Moving earlier hands out tokens the answer shows, but no more
+      -- than the starting bucket of the class holds: a bucket no
+      -- answer describes (Auth0's per-endpoint limits, shown only in
+      -- their own 429s) may be far shallower than the one described (a
+      -- burst of 20 into a hidden 5-deep write bucket: 15 refused).
+      local t2 = target + T
+      local cap = tonumber(redis.call('HGET', h, 'plan-' .. ((cls == 'w') and 'write' or 'read') .. ':burst') or '0') or 0
+      if cap > 0 and tokens > cap then t2 = math.max(t2, now + (burst - cap) * T) end
+      if t2 < tat then
+        redis.call('HSET', h, id .. ':tat', string.format('%.0f', t2))
+      end
     end
   end
 end
