@@ -89,13 +89,13 @@ import (
 //     (strong), or losing exactly the calls made where a continuous
 //     refill at the slowest rate its Resets allow would have added 2.5
 //     tokens (weak), or refilling by half its size the moment its Reset
-//     moves on — is a fixed window (windowEvidence). So is one that an
-//     answer finds half empty or less (or a 429 empty) when the fleet's
-//     calls, of both classes, could not have drained it that far were it
-//     refilling continuously at half the rate its Reset implies
-//     ((Limit − Remaining)/(Reset − now)) from full at any instant of the
-//     last 30 s (provisionalWindow): a window described only near its end
-//     or in its own 429s. It then lets Limit calls through per window,
+//     moves on — is a fixed window (windowEvidence). So is one a 429
+//     finds empty, its Reset a second or more away, when the fleet's
+//     calls, of both classes, could not have drained it were it refilling
+//     continuously at half the rate its Reset implies (Limit/(Reset −
+//     now)) from full at any instant of the last 30 s, and that rate is
+//     well above the pace the fleet set for the class (provisionalWindow):
+//     a window described only near its end or in its own 429s. It then lets Limit calls through per window,
 //     reserved window by window, at least half its length over its size
 //     apart (the first answers sync the model before the rest go), and
 //     synced to each answer's Remaining and Reset (reserveScript,
@@ -859,9 +859,8 @@ func (lg *learning) logPace(cls string, at time.Time) {
 	lg.paceLog[cls] = pl
 }
 
-// provisionalWindow reports whether an answer that finds bucket b half
-// empty or less (or a 429 that finds it empty) shows it to be a fixed
-// window. Were it refilling continuously, it would be full at its Reset
+// provisionalWindow reports whether a 429 that finds bucket b empty
+// shows it to be a fixed window. Were it refilling continuously, it would be full at its Reset
 // (Reset is rounded up to a second, so no sooner), so it refills at least
 // (Limit − Remaining)/(Reset − now); and a bucket that fast, full at some
 // instant t₀, is that empty now only if the calls it accepted since t₀
