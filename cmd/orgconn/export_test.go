@@ -222,7 +222,11 @@ func TestExportPacedByTheFleetsReadBudget(t *testing.T) {
 	if minimum := time.Duration(float64(reads-5) / 40 * float64(time.Second)); elapsed < minimum {
 		t.Errorf("%d reads in %v: faster than the read bucket allows (%v)", reads, elapsed, minimum)
 	}
-	if st.Throttled > reads/5 {
+	// Paced, a few are refused while the fleet finds the 5-deep read
+	// bucket from a start of 20 (4–14 of 123 on an idle machine, before
+	// and after issue 11's last changes; 37 once under the full suite's
+	// load); unpaced, the export would be refused most of the time.
+	if st.Throttled > reads/3 {
 		t.Errorf("%d reads refused (429) for %d answered: the fleet's limiter did not pace them", st.Throttled, reads)
 	}
 	for org, n := range sim.ConnectionReads() {
