@@ -223,18 +223,15 @@ func ValidateFileContext(ctx context.Context, path string, cfg Config, batch str
 // names looked up so far.
 type run struct {
 	mode  APIMode
-	names map[string]resolved // "o:" or "c:" and the name → its id
-}
-
-// resolved is a name's look-up: its id, or found false.
-type resolved struct {
-	id    string
-	found bool
+	names *NameLookups // nil without a Resolver
 }
 
 // start asks the tenant's mode for one import.
 func (im *Importer) start(ctx context.Context) (*run, error) {
-	r := &run{names: map[string]resolved{}}
+	r := &run{}
+	if im.cfg.Resolver != nil {
+		r.names = NewNameLookups(im.cfg.Resolver)
+	}
 	if im.cfg.Mode != nil {
 		m, err := im.cfg.Mode.Mode(ctx)
 		if err != nil {
@@ -257,7 +254,7 @@ func (im *Importer) admit(ctx context.Context, r *run, rec *Record) error {
 	}
 	c := &rec.Change
 	if c.OrgID == "" && c.OrgName != "" {
-		id, p, err := im.resolve(ctx, r, "o:", c.OrgName)
+		id, p, err := im.resolve(ctx, r, KindOrganization, c.OrgName)
 		if err != nil {
 			return err
 		}
@@ -267,7 +264,7 @@ func (im *Importer) admit(ctx context.Context, r *run, rec *Record) error {
 		c.OrgID = id
 	}
 	if c.ConnectionID == "" && c.ConnectionName != "" {
-		id, p, err := im.resolve(ctx, r, "c:", c.ConnectionName)
+		id, p, err := im.resolve(ctx, r, KindConnection, c.ConnectionName)
 		if err != nil {
 			return err
 		}
@@ -279,37 +276,20 @@ func (im *Importer) admit(ctx context.Context, r *run, rec *Record) error {
 	return nil
 }
 
-// resolve looks a name up once per import: kind "o:" for an organization,
-// "c:" for a connection. It returns the id, or a problem for the row.
+// resolve looks a name up once per import (kind KindOrganization or
+// KindConnection). It returns the id, or a problem for the row.
 func (im *Importer) resolve(ctx context.Context, r *run, kind, name string) (id, problem string, err error) {
-	what := map[string]string{"o:": "organization", "c:": "connection"}[kind]
-	v, ok := r.names[kind+name]
-	if !ok {
-		if len(r.names) >= im.cfg.MaxNames {
-			return "", fmt.Sprintf("the file names more than %d distinct organizations and connections: give ids, or split the file", im.cfg.MaxNames), nil
-		}
-		var id string
-		var found bool
-		if kind == "o:" {
-			id, found, err = im.cfg.Resolver.OrgID(ctx, name)
-		} else {
-			id, found, err = im.cfg.Resolver.ConnectionID(ctx, name)
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("look up %s %q: %w", what, name, err)
-		}
-		if found {
-			if p := jobs.CheckID(id); p != "" {
-				return "", "", fmt.Errorf("look up %s %q: the answer's id %s", what, name, p)
-			}
-		}
-		v = resolved{id: id, found: found}
-		r.names[kind+name] = v
+	if !r.names.Seen(kind, name) && r.names.Len() >= im.cfg.MaxNames {
+		return "", fmt.Sprintf("the file names more than %d distinct organizations and connections: give ids, or split the file", im.cfg.MaxNames), nil
 	}
-	if !v.found {
-		return "", fmt.Sprintf("no %s named %q", what, name), nil
+	id, found, err := r.names.Look(ctx, kind, name)
+	if err != nil {
+		return "", "", err
 	}
-	return v.id, "", nil
+	if !found {
+		return "", fmt.Sprintf("no %s named %q", kind, name), nil
+	}
+	return id, "", nil
 }
 
 // check validates r and names the batch.

@@ -259,3 +259,62 @@ func (r *NameResolver) ConnectionID(ctx context.Context, name string) (string, b
 	r.mu.Unlock()
 	return id, ok, nil
 }
+
+// Name kinds, for NameLookups.
+const (
+	KindOrganization = "organization"
+	KindConnection   = "connection"
+)
+
+// NameLookups looks names up through a Resolver for one file or request:
+// each distinct name once, and an id it answers is checked. Not safe for
+// concurrent use.
+type NameLookups struct {
+	r    Resolver
+	seen map[string]nameAnswer
+}
+
+type nameAnswer struct {
+	id    string
+	found bool
+}
+
+// NewNameLookups returns look-ups through r.
+func NewNameLookups(r Resolver) *NameLookups {
+	return &NameLookups{r: r, seen: map[string]nameAnswer{}}
+}
+
+// Len is the number of distinct names looked up so far.
+func (n *NameLookups) Len() int { return len(n.seen) }
+
+// Seen reports whether the kind's name was looked up already (Look then
+// asks nothing).
+func (n *NameLookups) Seen(kind, name string) bool {
+	_, ok := n.seen[kind+"\x00"+name]
+	return ok
+}
+
+// Look returns the id of the kind's (KindOrganization or KindConnection)
+// name; found is false when the tenant has none. err is a failed look-up
+// ("look up organization "x": …"), or an answer whose id is malformed.
+func (n *NameLookups) Look(ctx context.Context, kind, name string) (id string, found bool, err error) {
+	key := kind + "\x00" + name
+	if a, ok := n.seen[key]; ok {
+		return a.id, a.found, nil
+	}
+	if kind == KindOrganization {
+		id, found, err = n.r.OrgID(ctx, name)
+	} else {
+		id, found, err = n.r.ConnectionID(ctx, name)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("look up %s %q: %w", kind, name, err)
+	}
+	if found {
+		if p := jobs.CheckID(id); p != "" {
+			return "", false, fmt.Errorf("look up %s %q: the answer's id %s", kind, name, p)
+		}
+	}
+	n.seen[key] = nameAnswer{id, found}
+	return id, found, nil
+}

@@ -194,32 +194,9 @@ type ChangeProblem struct {
 // the same request may be made again.
 func AdmitChanges(ctx context.Context, changes []jobs.Change, mode APIMode, hint string, res Resolver) ([]ChangeProblem, error) {
 	var out []ChangeProblem
-	type answer struct {
-		id    string
-		found bool
-	}
-	seen := map[string]answer{}
-	look := func(kind, name string) (answer, error) {
-		if a, ok := seen[kind+name]; ok {
-			return a, nil
-		}
-		var a answer
-		var err error
-		if kind == "o:" {
-			a.id, a.found, err = res.OrgID(ctx, name)
-		} else {
-			a.id, a.found, err = res.ConnectionID(ctx, name)
-		}
-		if err != nil {
-			return a, err
-		}
-		if a.found {
-			if p := jobs.CheckID(a.id); p != "" {
-				return a, fmt.Errorf("look up %q: the answer's id %s", name, p)
-			}
-		}
-		seen[kind+name] = a
-		return a, nil
+	var names *NameLookups
+	if res != nil {
+		names = NewNameLookups(res)
 	}
 	for i := range changes {
 		c := &changes[i]
@@ -230,24 +207,24 @@ func AdmitChanges(ctx context.Context, changes []jobs.Change, mode APIMode, hint
 			continue
 		}
 		if c.OrgID == "" && c.OrgName != "" {
-			a, err := look("o:", c.OrgName)
+			id, found, err := names.Look(ctx, KindOrganization, c.OrgName)
 			if err != nil {
-				return nil, fmt.Errorf("look up organization %q: %w", c.OrgName, err)
+				return nil, err
 			}
-			if !a.found {
+			if !found {
 				out = append(out, ChangeProblem{Index: i, Field: jobs.FieldOrgName, Problem: fmt.Sprintf("no organization named %q", c.OrgName)})
 			}
-			c.OrgID = a.id
+			c.OrgID = id
 		}
 		if c.ConnectionID == "" && c.ConnectionName != "" {
-			a, err := look("c:", c.ConnectionName)
+			id, found, err := names.Look(ctx, KindConnection, c.ConnectionName)
 			if err != nil {
-				return nil, fmt.Errorf("look up connection %q: %w", c.ConnectionName, err)
+				return nil, err
 			}
-			if !a.found {
+			if !found {
 				out = append(out, ChangeProblem{Index: i, Field: jobs.FieldConnectionName, Problem: fmt.Sprintf("no connection named %q", c.ConnectionName)})
 			}
-			c.ConnectionID = a.id
+			c.ConnectionID = id
 		}
 	}
 	return out, nil

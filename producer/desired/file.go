@@ -205,37 +205,7 @@ func duplicate(seen map[[2]string]int, w Want) (producer.RowError, bool) {
 // try again). A want that gives both an id and a name keeps its id and is
 // not looked up.
 func Resolve(ctx context.Context, wants []Want, r producer.Resolver) ([]Want, []producer.RowError, error) {
-	type answer struct {
-		id    string
-		found bool
-	}
-	cache := map[string]answer{}
-	lookup := func(kind, name string) (answer, error) {
-		key := kind + "\x00" + name
-		if a, ok := cache[key]; ok {
-			return a, nil
-		}
-		if r == nil {
-			return answer{}, fmt.Errorf("look up %s %q: no resolver to look names up", kind, name)
-		}
-		var a answer
-		var err error
-		if kind == "organization" {
-			a.id, a.found, err = r.OrgID(ctx, name)
-		} else {
-			a.id, a.found, err = r.ConnectionID(ctx, name)
-		}
-		if err != nil {
-			return answer{}, fmt.Errorf("look up %s %q: %w", kind, name, err)
-		}
-		if a.found {
-			if p := jobs.CheckID(a.id); p != "" {
-				return answer{}, fmt.Errorf("look up %s %q: the answer's id %s", kind, name, p)
-			}
-		}
-		cache[key] = a
-		return a, nil
-	}
+	names := producer.NewNameLookups(r)
 	out := make([]Want, 0, len(wants))
 	var errs []producer.RowError
 	for _, w := range wants {
@@ -244,20 +214,23 @@ func Resolve(ctx context.Context, wants []Want, r producer.Resolver) ([]Want, []
 			kind, field string
 			id          *string
 			name        string
-		}{{"organization", jobs.FieldOrgName, &w.OrgID, w.OrgName}, {"connection", jobs.FieldConnectionName, &w.ConnectionID, w.ConnectionName}} {
+		}{{producer.KindOrganization, jobs.FieldOrgName, &w.OrgID, w.OrgName}, {producer.KindConnection, jobs.FieldConnectionName, &w.ConnectionID, w.ConnectionName}} {
 			if *side.id != "" {
 				continue
 			}
-			a, err := lookup(side.kind, side.name)
+			if r == nil {
+				return nil, nil, fmt.Errorf("look up %s %q: no resolver to look names up", side.kind, side.name)
+			}
+			id, found, err := names.Look(ctx, side.kind, side.name)
 			if err != nil {
 				return nil, nil, err
 			}
-			if !a.found {
+			if !found {
 				errs = append(errs, producer.RowError{Line: w.Line, Field: side.field, Problem: fmt.Sprintf("no %s named %q", side.kind, side.name)})
 				ok = false
 				continue
 			}
-			*side.id = a.id
+			*side.id = id
 		}
 		if ok {
 			out = append(out, w)
