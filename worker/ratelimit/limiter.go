@@ -113,6 +113,10 @@ type Limiter struct {
 
 	mu    sync.Mutex
 	pause time.Time // local copy of the fleet's pause
+	// woken is closed (and replaced) when the fleet's model changed so
+	// that a slot may come sooner than a caller was told: callers told
+	// to ask again later ask at once.
+	woken chan struct{}
 	stats Stats
 	learn *learning // used by the learning goroutine only
 }
@@ -188,6 +192,7 @@ func newLimiter(ctx context.Context, cfg Config) (*Limiter, error) {
 		done:  make(chan struct{}),
 		learn: newLearning(cfg.Learner),
 		gates: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		woken: make(chan struct{}),
 	}
 	source := "plan"
 	if cfg.Override {
@@ -218,6 +223,10 @@ func (l *Limiter) followPauses(ctx context.Context) {
 			if !ok {
 				return
 			}
+			if msg.Payload == wakeMessage {
+				l.wake()
+				continue
+			}
 			us, err := strconv.ParseInt(msg.Payload, 10, 64)
 			if err == nil && us > 0 {
 				l.setPause(l.cfg.now().Add(time.Duration(us) * time.Microsecond))
@@ -238,6 +247,32 @@ func (l *Limiter) Close() {
 // waiting for budget give up when the worker shuts down. Calls already sent
 // are not affected.
 func (l *Limiter) Stop() { l.stopOnce.Do(func() { close(l.stop) }) }
+
+// wakeMessage, published on the pause channel, says the model changed so
+// that slots may come sooner (a bucket raised, a cold start ended): every
+// process's callers waiting to ask again ask at once.
+const wakeMessage = "wake"
+
+// wake makes this process's callers that wait to ask again ask at once.
+func (l *Limiter) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.woken)
+	l.woken = make(chan struct{})
+}
+
+// wakeFleet wakes the callers of every process of the fleet.
+func (l *Limiter) wakeFleet(ctx context.Context) {
+	l.wake()
+	l.cfg.Redis.Publish(ctx, l.store.channel, wakeMessage)
+}
+
+// wakened returns the channel the next wake closes.
+func (l *Limiter) wakened() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.woken
+}
 
 func (l *Limiter) setPause(until time.Time) {
 	l.mu.Lock()
@@ -305,9 +340,17 @@ func (l *Limiter) Wait(ctx context.Context, c mgmt.Class) (mgmt.Ticket, error) {
 			return nil, ErrStopped
 		default:
 		}
+		woken := l.wakened()
 		res, err := l.reserve(ctx, c)
 		if err != nil {
 			return nil, err
+		}
+		// A slot beyond the horizon is asked for again when told, or as
+		// soon as the model changes so that it may be sooner (the cold
+		// start's plan buckets put the next slot seconds away; the
+		// first answer ends them). A slot held is kept.
+		if res.reserved() {
+			woken = nil
 		}
 		if res.wait > 0 {
 			t := time.NewTimer(res.wait)
@@ -320,6 +363,8 @@ func (l *Limiter) Wait(ctx context.Context, c mgmt.Class) (mgmt.Ticket, error) {
 				t.Stop()
 				l.giveBack(res)
 				return nil, ErrStopped
+			case <-woken:
+				t.Stop()
 			case <-t.C:
 			}
 		}
@@ -447,6 +492,9 @@ func (l *Limiter) Observe(t mgmt.Ticket, e mgmt.Exchange) {
 	if err != nil {
 		l.log.Warn("cannot record an answer in the shared model", "err", err)
 		return
+	}
+	if got.repaced {
+		l.wakeFleet(ctx)
 	}
 	if l.log.Enabled(ctx, slog.LevelDebug) {
 		l.log.Debug("answer", "bucket", a.bucket, "status", e.Status, "remaining", a.remaining, "count", a.count, "tokens_now", got.tokens, "rate", got.rate, "waited", tk.waited)

@@ -402,8 +402,10 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		return err
 	}
 	lg.model = map[string]BucketState{}
+	before := map[string]BucketState{}
 	for _, b := range st.Buckets {
 		lg.model[b.ID] = b
+		before[b.ID] = b
 	}
 	samples, err := l.store.samplesSince(ctx, lg.seq)
 	if err != nil {
@@ -557,16 +559,25 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		set(b)
 	}
 	lg.markFree(answered, now)
+	sooner := false // a change that may bring slots sooner
 	for _, id := range sortedKeys(changed) {
 		b := changed[id]
 		rate := b.Rate
 		if b.Classes == "-" || rate == 0 {
 			rate = 0 // keep the numbers: only the classes change
 		}
+		if was, ok := before[id]; ok && (rate > 1.05*was.Rate || strings.Trim(was.Classes, b.Classes+"-") != "" || b.Window != was.Window) {
+			sooner = true
+		}
 		if err := l.store.tune(ctx, tune{bucket: id, rate: rate, burst: b.Burst, classes: b.Classes, source: b.Source, window: b.Window, windowEnd: lg.windowEnd[id], windowUsed: lg.windowUsed[id]}); err != nil {
 			return err
 		}
 		delete(lg.windowEnd, id)
+	}
+	if sooner {
+		// Callers told to ask again later (their slot was far off at
+		// the old numbers) ask now.
+		l.wakeFleet(ctx)
 	}
 	return nil
 }

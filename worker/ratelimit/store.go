@@ -223,7 +223,8 @@ return out
 // longer than that bucket takes to fill: waiting longer throws refill away.
 // A call is stale when it was reserved before the latest pause was set.
 // Returns {pause remaining µs, the bucket's rate ×1000, its burst, its
-// source, tokens the tenant has now ×1000}.
+// source, tokens the tenant has now ×1000, 1 when the answer changed which
+// buckets pace (a bucket first described, a cold start ended) else 0}.
 var answerScript = redis.NewScript(goneLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
@@ -271,7 +272,7 @@ local effCount = tonumber(ARGV[4])
 -- planTokens: the fewest tokens left in a starting bucket that still paced
 -- the class; a bucket first described now starts with no more (the calls
 -- of the cold start drew from it too).
-local planTokens, created = nil, false
+local planTokens, created, ended = nil, false, false
 if id ~= '' then
   local ids = redis.call('HGET', h, 'ids') or ''
   for p in string.gmatch(ids, '%S+') do
@@ -286,6 +287,7 @@ if id ~= '' then
         end
         c = string.gsub(c, cls, '')
         redis.call('HSET', h, p .. ':cls', (c == '' and '-') or c)
+        ended = true
       end
     end
   end
@@ -413,7 +415,7 @@ if id ~= '' then
   redis.call('EXPIRE', KEYS[2], ARGV[13])
 end
 redis.call('EXPIRE', h, ARGV[13])
-return {math.floor(math.max(pause - now, 0)), math.floor(rate * 1000), burst, src, math.floor(tokens * 1000)}
+return {math.floor(math.max(pause - now, 0)), math.floor(rate * 1000), burst, src, math.floor(tokens * 1000), (created or ended) and 1 or 0}
 `)
 
 // tuneScript sets a bucket's numbers, as the learning process decided. A
@@ -620,6 +622,10 @@ type answered struct {
 	burst  int
 	source string
 	tokens float64
+	// repaced: the answer changed which buckets pace calls (a bucket was
+	// first described, or a class's cold start ended): a slot a waiting
+	// caller was told to ask for later may be sooner now.
+	repaced bool
 }
 
 func (s *store) answer(ctx context.Context, a answer) (answered, error) {
@@ -649,7 +655,8 @@ func (s *store) answer(ctx context.Context, a answer) (answered, error) {
 	b, _ := v[2].(int64)
 	src, _ := v[3].(string)
 	t, _ := v[4].(int64)
-	return answered{pause: time.Duration(p) * time.Microsecond, rate: float64(r) / 1000, burst: int(b), source: src, tokens: float64(t) / 1000}, nil
+	repaced, _ := v[5].(int64)
+	return answered{pause: time.Duration(p) * time.Microsecond, rate: float64(r) / 1000, burst: int(b), source: src, tokens: float64(t) / 1000, repaced: repaced == 1}, nil
 }
 
 // tune is one call to tuneScript: a zero rate or burst, or an empty string,
