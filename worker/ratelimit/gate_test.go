@@ -75,3 +75,43 @@ func TestWaitingGoroutinesShareOneReservePerSlot(t *testing.T) {
 		t.Errorf("%d reserve scripts for %d granted slots: more than 3 a slot", r, g)
 	}
 }
+
+// A caller told to ask again seconds later (the cold start's plan bucket
+// put its slot far off) asks at once when an answer ends the cold start:
+// the first answers describe a bucket that refills far faster than the
+// plan's guess, and waiting out the plan's slot would leave the fleet idle.
+func TestCallerWaitingForAFarSlotAsksAgainWhenTheColdStartEnds(t *testing.T) {
+	env := redistest.New(t)
+	l, err := New(context.Background(), Config{Redis: env.Client, Prefix: env.Prefix, Tenant: "wake",
+		Start: Buckets{Write: Bucket{Burst: 1, Rate: 0.2}}, Override: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, err := l.Wait(ctx, mgmt.Write) // the plan's one token
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		if _, err := l.Wait(ctx, mgmt.Write); err != nil {
+			t.Error(err)
+		}
+		got <- time.Since(start)
+	}()
+	time.Sleep(300 * time.Millisecond) // the second caller asked, and was told ~4.5 s
+	now := time.Now()
+	// The tenant's answer: a bucket of 10, empty, full again within a
+	// second: it refills at 5/s at least.
+	l.Observe(first, mgmt.Exchange{Class: mgmt.Write, Method: "POST", Status: 201, Sent: now, Received: now,
+		RateLimit: mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: now.Add(time.Second)}})
+	waited := <-got
+	t.Logf("second caller waited %v (the plan's slot was 5 s after the first)", waited.Round(time.Millisecond))
+	if waited > 2*time.Second {
+		t.Errorf("the second caller waited %v: it slept out the plan's far slot instead of asking again when the cold start ended", waited)
+	}
+}
