@@ -63,7 +63,7 @@ import (
 //   - Hidden: a bucket no success answer describes is found in closed loop
 //     while calls wait for it: ×1.5 every half second until a 429
 //     measures it (+10% a second toward the rate it refused when that
-//     measure is only a lower bound), then +1% a second up to 10% over the measurement (60% over a
+//     measure is only a lower bound), then +1% a second up to 2–10% over the measurement (60% over a
 //     first 429's lower bound), past that only after 30 s without a 429.
 //   - Bounds: what a bucket let through between two of its refusals is a
 //     lower bound on its refill (it was empty at both), exact when it set
@@ -127,6 +127,16 @@ const hiddenStep = 500 * time.Millisecond
 
 // maxProbeRate caps probing upwards (calls per second).
 const maxProbeRate = 1000
+
+// hiddenOver is how far above what a hidden bucket let through (d, already
+// paced at deliveredShare of it) the closed loop climbs while nothing
+// refuses: 10% at most, less for a shallow or fast bucket, so that the
+// excess takes about 30 s to drain its depth (10% over 10/s drains a
+// 5-deep bucket in 5 s: a refusal every few seconds); at least 2%. Past
+// it only after 30 s without a 429 (its limit may have been raised).
+func hiddenOver(depth int, d float64) float64 {
+	return 1 + math.Max(0.02, math.Min(0.10, float64(depth)/(30*d)))
+}
 
 // planIDs are the starting buckets and their classes.
 var planIDs = []struct{ id, classes string }{{"plan-global", "rw"}, {"plan-write", "w"}, {"plan-read", "r"}}
@@ -482,11 +492,24 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 				if p, ok := lg.refusedRate[b.ID]; !ok || now.Sub(p.at) >= refusedSpan || b.Rate < p.rate {
 					lg.refusedRate[b.ID] = rateAt{b.Rate, now}
 				}
-				if until := s.reset.Sub(s.at); until >= time.Second && float64(b.Burst)/until.Seconds() > rate {
+				if until := s.reset.Sub(s.at); until >= time.Second {
 					// Empty now and full again at its Reset: it refills at
 					// least its size over that span (a window even gives
 					// all of it back at once).
-					rate, how = float64(b.Burst)/until.Seconds(), "reset"
+					implied := float64(b.Burst) / until.Seconds()
+					if implied > rate {
+						rate, how = implied, "reset"
+					}
+					if !lg.described[b.ID] && lg.delivered[b.ID] == 0 {
+						// A bucket only its own 429s describe, refused
+						// before anything was measured: that is a lower
+						// bound it climbs from by its depth (a deep
+						// bucket refuses a pace above its refill only
+						// once its depth drained), not a rate unknown
+						// that grows ×1.5 every half second — 8 → 27/s
+						// for a 30-deep 8/s bucket before it refused.
+						lg.delivered[b.ID], lg.bound[b.ID] = math.Min(implied, rate), true
+					}
 				}
 				lg.cut[s.bucket] = now
 				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how)
@@ -1100,7 +1123,7 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			//  - Between a lower bound and a rate it refused: toward the
 			//    middle, by its depth; a middle held 3 s is the new lower
 			//    bound (bisection upward).
-			//  - Measured: +1% a second up to 10% over what it let
+			//  - Measured: +1% a second up to 2–10% over what it let
 			//    through (never past a rate it refused); past that only
 			//    after 30 s without a 429 (its limit may have been
 			//    raised).
@@ -1121,15 +1144,22 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 					// ×1.5 a second for a bucket of 5, ×1.08 for 30: a
 					// deep bucket refuses a pace above its refill only
 					// once its depth has drained.
-					rate = b.Rate * depthStep(b.Burst, 0.5, 2.5)
-					lg.rampedAt[id] = now
+					step := depthStep(b.Burst, 0.5, 2.5)
+					rate = b.Rate * step
+					if step >= 1.2 {
+						// Climbing fast: what it lets through across
+						// now is only a lower bound. A deep bucket's
+						// slow climb keeps the next refusal's delivery
+						// exact.
+						lg.rampedAt[id] = now
+					}
 				case fromBelow:
 					lg.rampedAt[id] = now
 				case (lg.bound[id] || d == 0) && b.Rate < 0.92*c:
 					// 10% a second for 5 tokens, 2% for 25.
 					rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), 0.92*c)
 				default:
-					limit := 1.1 * d
+					limit := hiddenOver(b.Burst, d) * d
 					if lg.bound[id] || d == 0 {
 						limit = c
 					} else if c > 0 {

@@ -304,6 +304,21 @@ if id ~= '' then
   local f = redis.call('HMGET', h, id .. ':rate', id .. ':burst', id .. ':tat', id .. ':n', id .. ':src', id .. ':win', id .. ':wend', id .. ':wn')
   rate, burst, src = tonumber(f[1] or '0') or 0, tonumber(f[2] or '1') or 1, f[5] or ''
   local win = tonumber(f[6] or '0') or 0
+  local lift = tonumber(ARGV[10]) or 0
+  if not created and src == 'guess' and win == 0 and rate > 0 and lift > rate and tonumber(ARGV[9]) == burst then
+    -- Still at its first guess, and this answer's Reset proves a faster
+    -- refill than the first answer's did (it found the bucket emptier:
+    -- the first answers of a cold start's burst say Remaining 4, 2, 0
+    -- of 5 with one Reset): raised to it, the debt of the calls
+    -- reserved restated at the new rate.
+    local tat = tonumber(f[3] or '0') or 0
+    if tat > now then
+      redis.call('HSET', h, id .. ':tat', string.format('%.0f', now + (tat - now) * rate / lift))
+      f[3] = string.format('%.0f', now + (tat - now) * rate / lift)
+    end
+    rate = lift
+    redis.call('HSET', h, id .. ':rate', ARGV[10])
+  end
   local count = tonumber(ARGV[4])
   local since = nil -- calls that drew from the bucket since this one
   if count > 0 then
@@ -374,7 +389,13 @@ if id ~= '' then
       -- answer describes (Auth0's per-endpoint limits, shown only in
       -- their own 429s) may be far shallower than the one described (a
       -- burst of 20 into a hidden 5-deep write bucket: 15 refused).
-      local t2 = target + T
+      -- Nor more than two tokens at a time: each spaced call's answer
+      -- may hand some out, so the pace is at most the model's rate plus
+      -- two tokens per spaced call (three times the model's rate) until
+      -- probing raises the model; more, and a described bucket far from
+      -- binding (a global bucket near full) hands out a burst per
+      -- answer, at many times the rate of a hidden bucket behind it.
+      local t2 = math.max(target + T, tat - 2 * T)
       local cap = tonumber(redis.call('HGET', h, 'plan-' .. ((cls == 'w') and 'write' or 'read') .. ':burst') or '0') or 0
       if cap > 0 and tokens > cap then t2 = math.max(t2, now + (burst - cap) * T) end
       if t2 < tat then
