@@ -173,7 +173,9 @@ func TestObserveSyncsUpKeepingOneTokenInHand(t *testing.T) {
 		t.Fatalf("wait %v", r.wait)
 	}
 	// The tenant refills faster than modelled and says 8 tokens remain after
-	// r: the model takes 7 of them (one kept in hand).
+	// r: the model takes two of them (at most two per answer, one always
+	// kept in hand: a near-full bucket that does not bind would otherwise
+	// hand a burst to every spaced call).
 	// An answer to a call sent at once with others proves nothing: a call
 	// reserved before it may still be on its way.
 	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"]})
@@ -183,10 +185,17 @@ func TestObserveSyncsUpKeepingOneTokenInHand(t *testing.T) {
 	}
 	s.mustCancel(t, extra)
 	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"], waited: true})
-	got := waits(t, s, "w", 8)
-	want := []time.Duration{0, 0, 0, 0, 0, 0, 0, time.Second}
+	// Without the answer the next call would wait 3 s (the cancelled
+	// call's slot stays taken); two tokens sooner, 1 s.
+	got := waits(t, s, "w", 3)
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
 	if !equalDurations(got, want) {
 		t.Fatalf("waits after a sync up %v, want %v", got, want)
+	}
+	// The next spaced answer that shows spare tokens hands two more.
+	s.mustAnswer(t, answer{bucket: "global", remaining: 8, count: r.counts["global"], waited: true})
+	if got := waits(t, s, "w", 1); !equalDurations(got, []time.Duration{2 * time.Second}) {
+		t.Fatalf("after a second sync up the next call waits %v, want 2s", got)
 	}
 	// Having one token more than modelled changes nothing (noise).
 	s.at(10 * time.Second)
@@ -369,5 +378,43 @@ func TestWindowOfUnknownLengthProbes(t *testing.T) {
 	s.mustAnswer(t, answer{bucket: "w3", remaining: 0, refused: true, count: 6, drewFrom: map[string]int64{"w3": 6}, hasReset: true, resetIn: 2900 * ms})
 	if r := s.mustReserve(t, "w"); r.wait != 2920*ms {
 		t.Fatalf("after a 429 with Reset in 2.9 s, the next waits %v, want 2.92s", r.wait)
+	}
+}
+
+// A bucket still at its first guess is lifted by any answer whose Reset
+// proves a faster refill (a cold start's burst: the first answer says
+// Remaining 4 of 5, the third 0 with the same Reset), not only by the
+// answer that first described it; once the learning has set its rate, an
+// answer's Reset no longer moves it.
+func TestGuessedBucketIsLiftedByALaterAnswersReset(t *testing.T) {
+	s := newFixedStore(t)
+	s.mustSeed(t, "plan-write", "w", Bucket{Burst: 5, Rate: 0.4})
+	rate := func() float64 {
+		t.Helper()
+		v, err := s.rdb.HGet(context.Background(), s.key, "w5:rate").Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	r := s.mustReserve(t, "w")
+	s.mustAnswer(t, answer{bucket: "w5", remaining: 4, startBurst: 5, startRate: 0.55, drewFrom: r.counts})
+	if got := rate(); got != 0.55 {
+		t.Fatalf("first described at %v/s, want the first answer's 0.55", got)
+	}
+	s.mustAnswer(t, answer{bucket: "w5", remaining: 0, startBurst: 5, startRate: 2.8, drewFrom: r.counts})
+	if got := rate(); got != 2.8 {
+		t.Fatalf("after an answer whose Reset proves 2.8/s the guess is %v/s, want 2.8", got)
+	}
+	s.mustAnswer(t, answer{bucket: "w5", remaining: 3, startBurst: 5, startRate: 1, drewFrom: r.counts})
+	if got := rate(); got != 2.8 {
+		t.Fatalf("an answer proving less lowered the guess to %v/s", got)
+	}
+	if err := s.tune(context.Background(), tune{bucket: "w5", rate: 2, source: "measured"}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustAnswer(t, answer{bucket: "w5", remaining: 0, startBurst: 5, startRate: 5, drewFrom: r.counts})
+	if got := rate(); got != 2 {
+		t.Fatalf("a measured bucket was moved by an answer's Reset to %v/s, want the measured 2", got)
 	}
 }
