@@ -508,7 +508,18 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 						// once its depth drained), not a rate unknown
 						// that grows ×1.5 every half second — 8 → 27/s
 						// for a 30-deep 8/s bucket before it refused.
-						lg.delivered[b.ID], lg.bound[b.ID] = math.Min(implied, rate), true
+						lo := math.Min(implied, rate)
+						lg.delivered[b.ID], lg.bound[b.ID], lg.lower[b.ID] = lo, true, lo
+						if until >= 1500*time.Millisecond {
+							// Reset is whole seconds, rounded up: full
+							// again within the second before it, so no
+							// faster than its size over a second less
+							// (if Reset means "full"). The climb goes
+							// toward the middle of the two, by depth.
+							if up := float64(b.Burst) / (until - time.Second).Seconds(); up > 1.1*lo {
+								lg.upper[b.ID], lg.ceiling[b.ID] = up, math.Sqrt(lo*up)
+							}
+						}
 					}
 				}
 				lg.cut[s.bucket] = now
@@ -986,13 +997,24 @@ func (l *Limiter) provisionalWindow(s sample, b BucketState) bool {
 // Reset.
 func (l *Limiter) becomeWindow(s sample, b BucketState) BucketState {
 	lg := l.learn
+	pace := b.Rate // what the fleet paced its calls at until now
 	b.Window, b.Source = -1, "window"
 	if st := lg.step[s.bucket]; st > 0 {
 		b.Window = st
 		b.Rate = float64(b.Burst) / st.Seconds()
 	}
 	lg.windowEnd[b.ID] = s.reset
-	lg.windowUsed[b.ID] = max(b.Burst-s.remaining, 0)
+	// Used in the current window: what the emptiest answer of it said,
+	// and the calls sent since that the answers read do not show yet
+	// (about a learning round's worth at the pace so far, and one more).
+	// Fewer, and the calls the model lets through at once meet a window
+	// already full (five 429s at once when a 1-s window was found).
+	remaining := s.remaining
+	if e, ok := lg.epochLast[s.bucket]; ok && e.reset.Equal(s.reset) {
+		remaining = min(remaining, e.remaining)
+	}
+	inFlight := int(math.Ceil(pace*l.cfg.LearnEvery.Seconds())) + 1
+	lg.windowUsed[b.ID] = min(max(b.Burst-remaining, 0)+inFlight, b.Burst)
 	if strings.HasPrefix(b.ID, "w") {
 		// Comparisons of reads and writes across the window's starts,
 		// before it was known to be a window, read as two buckets:
