@@ -37,7 +37,11 @@ import (
 //     prove a refill at least that fast (refilledAtLeast): a rate below it
 //     is raised to it at once, up to fourfold — only for a bucket that has
 //     not refused in the last 30 s (with several processes, answers that
-//     overtake each other read as refill).
+//     overtake each other read as refill). A bucket still at its first
+//     guess is lifted by any answer's Reset (answerScript), see Reset.
+//   - Wake: a change that may bring slots sooner (a rate raised by 5% or
+//     more, a class no longer paced by a bucket, a window) is published:
+//     callers of every process told to ask again later ask at once.
 //   - Overshoot: a bucket that refuses within 1.5 s of a raise on
 //     evidence from below (probing, slow start) goes back to the rate
 //     before that raise at once, as TCP cuts on loss; and for 30 s no
@@ -62,9 +66,13 @@ import (
 //     no headers is "w0" (or "r0").
 //   - Hidden: a bucket no success answer describes is found in closed loop
 //     while calls wait for it: ×1.5 every half second until a 429
-//     measures it (+10% a second toward the rate it refused when that
-//     measure is only a lower bound), then +1% a second up to 2–10% over the measurement (60% over a
-//     first 429's lower bound), past that only after 30 s without a 429.
+//     measures it; a first 429's lower bound (what it let through, or its
+//     size over the time to its Reset) is climbed from by depth, toward
+//     the middle of it and the size over a second less than that time
+//     when the Reset gives one; between bounds by depth toward their
+//     middle; once measured, +1% a second up to 2–10% over the
+//     measurement (hiddenOver: less for a shallow bucket), past that only
+//     after 30 s without a 429.
 //   - Bounds: what a bucket let through between two of its refusals is a
 //     lower bound on its refill (it was empty at both), exact when it set
 //     the pace throughout (no slower bucket, calls waiting, the pace not
