@@ -144,9 +144,10 @@ const maxProbeRate = 1000
 // it only after 30 s without a 429 (its limit may have been raised). A
 // delivery reads low by the refill lost while the bucket sat full during
 // the pause after each 429 (9.0/s on a 10/s bucket in one virtual run),
-// but a floor of 5% made real runs on enterprise swing from 0.83 to 0.97
-// (a pace above the refill refuses, and a delivery across such a refusal
-// is a bound that may read high and be kept): 2% gave 0.91–0.96.
+// but a floor of 5% did not steady real runs on enterprise (0.83–0.97 at
+// one process; a pace above the refill refuses, and a delivery across
+// such a refusal is a bound that may read high and be kept); 2% refuses
+// less, and is no steadier there either (0.84–0.96).
 func hiddenOver(depth int, d float64) float64 {
 	return 1 + math.Max(0.02, math.Min(0.10, float64(depth)/(30*d)))
 }
