@@ -33,6 +33,19 @@ func (c *reserveCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// runningLimiter is a limiter with its background work (pauses, wakes,
+// learning) on rdb, starting from start; closed when the test ends.
+func runningLimiter(t *testing.T, rdb redis.UniversalClient, prefix, tenant string, start Buckets) *Limiter {
+	t.Helper()
+	l, err := New(context.Background(), Config{Redis: rdb, Prefix: prefix, Tenant: tenant, Start: start, Override: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
 // Forty goroutines waiting on a slow budget: each granted slot costs about
 // one reserve script, not one per waiting goroutine (the local gate).
 func TestWaitingGoroutinesShareOneReservePerSlot(t *testing.T) {
@@ -43,13 +56,7 @@ func TestWaitingGoroutinesShareOneReservePerSlot(t *testing.T) {
 	}
 	counter := &reserveCounter{}
 	rdb.AddHook(counter)
-	l, err := New(context.Background(), Config{Redis: rdb, Prefix: env.Prefix, Tenant: "gate",
-		Start: Buckets{Global: Bucket{Burst: 1, Rate: 2}}, Override: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := runningLimiter(t, rdb, env.Prefix, "gate", Buckets{Global: Bucket{Burst: 1, Rate: 2}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var granted atomic.Int64
@@ -82,13 +89,7 @@ func TestWaitingGoroutinesShareOneReservePerSlot(t *testing.T) {
 // plan's guess, and waiting out the plan's slot would leave the fleet idle.
 func TestCallerWaitingForAFarSlotAsksAgainWhenTheColdStartEnds(t *testing.T) {
 	env := redistest.New(t)
-	l, err := New(context.Background(), Config{Redis: env.Client, Prefix: env.Prefix, Tenant: "wake",
-		Start: Buckets{Write: Bucket{Burst: 1, Rate: 0.2}}, Override: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := runningLimiter(t, env.Client, env.Prefix, "wake", Buckets{Write: Bucket{Burst: 1, Rate: 0.2}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	first, err := l.Wait(ctx, mgmt.Write) // the plan's one token
