@@ -140,14 +140,10 @@ const maxProbeRate = 1000
 // paced at deliveredShare of it) the closed loop climbs while nothing
 // refuses: 10% at most, less for a shallow or fast bucket, so that the
 // excess takes about 30 s to drain its depth (10% over 10/s drains a
-// 5-deep bucket in 5 s: a refusal every few seconds); at least 2%. Past
-// it only after 30 s without a 429 (its limit may have been raised). A
-// delivery reads low by the refill lost while the bucket sat full during
-// the pause after each 429 (9.0/s on a 10/s bucket in one virtual run),
-// but a floor of 5% did not steady real runs on enterprise (0.83–0.97 at
-// one process; a pace above the refill refuses, and a delivery across
-// such a refusal is a bound that may read high and be kept); 2% refuses
-// less, and is no steadier there either (0.84–0.96).
+// 5-deep bucket in 5 s: a refusal every few seconds); at least 2% (a
+// floor of 5%, to make up for deliveries that read low, did not steady
+// real runs: BENCHMARKS.md). Past it only after 30 s without a 429 (its
+// limit may have been raised).
 func hiddenOver(depth int, d float64) float64 {
 	return 1 + math.Max(0.02, math.Min(0.10, float64(depth)/(30*d)))
 }

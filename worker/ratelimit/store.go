@@ -225,7 +225,7 @@ return out
 // Returns {pause remaining µs, the bucket's rate ×1000, its burst, its
 // source, tokens the tenant has now ×1000, 1 when the answer changed which
 // buckets pace (a bucket first described, a cold start ended) else 0}.
-var answerScript = redis.NewScript(goneLua + `
+var answerScript = redis.NewScript(goneLua + rateLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
@@ -311,13 +311,8 @@ if id ~= '' then
     -- the first answers of a cold start's burst say Remaining 4, 2, 0
     -- of 5 with one Reset): raised to it, the debt of the calls
     -- reserved restated at the new rate.
-    local tat = tonumber(f[3] or '0') or 0
-    if tat > now then
-      redis.call('HSET', h, id .. ':tat', string.format('%.0f', now + (tat - now) * rate / lift))
-      f[3] = string.format('%.0f', now + (tat - now) * rate / lift)
-    end
+    f[3] = string.format('%.0f', setRate(h, id, rate, ARGV[10], tonumber(f[3] or '0') or 0, now))
     rate = lift
-    redis.call('HSET', h, id .. ':rate', ARGV[10])
   end
   local count = tonumber(ARGV[4])
   local since = nil -- calls that drew from the bucket since this one
@@ -448,7 +443,7 @@ return {math.floor(math.max(pause - now, 0)), math.floor(rate * 1000), burst, sr
 // source ("" keeps), ARGV[6] window in µs ("" keeps, "0" continuous, "-1"
 // a window of unknown length), ARGV[7] when a bucket becoming a window has
 // its current window end (µs), ARGV[8] the calls that window holds.
-var tuneScript = redis.NewScript(`
+var tuneScript = redis.NewScript(rateLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id = KEYS[1], ARGV[1]
@@ -458,12 +453,7 @@ if not string.find(' ' .. ids .. ' ', ' ' .. id .. ' ', 1, true) then
 end
 if ARGV[2] ~= '' then
   local old = tonumber(redis.call('HGET', h, id .. ':rate') or '0') or 0
-  local tat = tonumber(redis.call('HGET', h, id .. ':tat') or '0') or 0
-  local new = tonumber(ARGV[2])
-  if old > 0 and new > 0 and tat > now then
-    redis.call('HSET', h, id .. ':tat', string.format('%.0f', now + (tat - now) * old / new))
-  end
-  redis.call('HSET', h, id .. ':rate', ARGV[2])
+  setRate(h, id, old, ARGV[2], tonumber(redis.call('HGET', h, id .. ':tat') or '0') or 0, now)
 end
 if ARGV[3] ~= '' then redis.call('HSET', h, id .. ':burst', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', h, id .. ':cls', ARGV[4]) end
@@ -489,6 +479,22 @@ for i = 1, #ARGV, 2 do
 end
 return 0
 `)
+
+// rateLua sets a bucket's rate (new, as the string to store) and restates
+// the debt of the calls already reserved, (tat − now) at the old rate, at
+// the new one: the same calls, paid for at the new pace. It returns the
+// bucket's tat after that.
+const rateLua = `
+local function setRate(h, id, old, new, tat, now)
+  local r = tonumber(new) or 0
+  if old > 0 and r > 0 and tat > now then
+    tat = now + (tat - now) * old / r
+    redis.call('HSET', h, id .. ':tat', string.format('%.0f', tat))
+  end
+  redis.call('HSET', h, id .. ':rate', new)
+  return tat
+end
+`
 
 // goneLua keeps, per bucket, the counters of calls reserved but taken back
 // (given back unused, or refused): <id>:n only grows, so that two calls
