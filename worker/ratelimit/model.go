@@ -52,12 +52,18 @@ import (
 //     read-named one; otherwise each class, measured alone, would read the
 //     other's draws as a slow refill. For the same reason a measured refill
 //     lower than modelled is adopted only for a bucket that refused lately.
-//   - 429: a bucket that refuses is empty, so what it accepted since its
-//     earlier refusals (the longest span of 1–15 s) is its refill; it is
-//     paced at deliveredShare of that (afterRefusal). At its first refusal,
-//     what it let through since the first call less its size is a lower
-//     bound. 429s in the first second of a bucket's refusals are its burst,
-//     not its rate: the rate stands. What was learned of it otherwise is
+//   - 429: a bucket that refuses is empty, so the calls it accepted since
+//     its earlier refusals (spans of 1–15 s, or the latest one up to 60 s
+//     back when none is that recent), replayed through a bucket of its
+//     size, bound its refill from both sides (bracket.go): the slowest
+//     refill under which each found a token, the fastest under which it
+//     is empty again now. A tight bracket is a measurement, paced at
+//     deliveredShare of its lower end (afterRefusal). A count over the
+//     span would read low whenever the bucket sat full in between (a
+//     pause, a climb from below) and threw refill away. At its first
+//     refusal, the replay from full at the first call is a lower bound.
+//     429s in the first second of a bucket's refusals are its burst, not
+//     its rate: the rate stands. What was learned of it otherwise is
 //     forgotten and measured afresh.
 //   - Refused elsewhere: a 429 whose headers describe a bucket that still
 //     had tokens was refused by another bucket: the other buckets pacing the
@@ -73,17 +79,15 @@ import (
 //     middle; once measured, +1% a second up to 2–10% over the
 //     measurement (hiddenOver: less for a shallow bucket), past that only
 //     after 30 s without a 429.
-//   - Bounds: what a bucket let through between two of its refusals is a
-//     lower bound on its refill (it was empty at both), exact when it set
-//     the pace throughout (no slower bucket, calls waiting, the pace not
-//     climbing fast from far below, and the refusal not far above what
-//     it let through); the rate it refused at is an upper bound. When the
-//     delivery is only a bound, the fleet paces a little above it (at
-//     most 25%) and climbs toward the middle of the bounds, more slowly
-//     the deeper the bucket; each refusal narrows them. An exact delivery
-//     replaces the lower bound kept (a bound read too high, as from a
-//     span that began before the bucket was empty, would otherwise hold
-//     the pace above the refill, refusing every few seconds).
+//   - Bounds: when the replay's bracket is loose (another bucket set the
+//     pace, or the calls came against it only in a short burst), its
+//     lower end is a lower bound, and the lower of its upper end and the
+//     rate refused an upper one. The fleet then paces a little above the
+//     lower (at most 25%) and climbs toward the middle of the bounds, more
+//     slowly the deeper the bucket; each refusal narrows them. A
+//     measurement replaces the lower bound kept (a bound read too high
+//     would otherwise hold the pace above the refill, refusing every few
+//     seconds).
 //   - Reset: a bucket first described short of tokens, or refusing, is
 //     full again at its X-RateLimit-Reset, so it refills at least
 //     (Limit − Remaining) over that span (if Reset means "the next token"
@@ -205,19 +209,10 @@ type learning struct {
 	demand    map[string]bool       // by class letter: a call waited for its slot in the last round with answers
 	last      map[string]sample     // by bucket: the last success answer describing it
 	shared    map[int][2]int        // by size: evidence that reads and writes draw from one bucket {for, against}
-	// freeAt is, by bucket, the last time the learning found it not
-	// setting the pace of its class (another bucket was slower, or no
-	// call waited): what it let through since then is its refill, what
-	// it let through across that instant only a lower bound.
-	freeAt map[string]time.Time
 	// ceiling is, by bucket, the rate it refused at when what it let
 	// through was only a lower bound: its refill is between the two.
 	ceiling map[string]float64
-	// rampedAt is, by bucket, when its rate was last raised fast (×1.5
-	// while known only from below): what it let through across that
-	// instant is only a lower bound.
-	rampedAt map[string]time.Time
-	lower    map[string]float64 // by bucket: the best lower bound on its refill since its latest drop
+	lower   map[string]float64 // by bucket: the best lower bound on its refill since its latest drop
 	// raised is, by bucket, its rate before the latest raise on
 	// evidence from below (probing, a refill seen between two answers)
 	// and when: a refusal soon after means the raise overshot.
@@ -237,6 +232,9 @@ type learning struct {
 	step       map[string]time.Duration
 	windowEnd  map[string]time.Time
 	windowUsed map[string]int
+	// acceptedAt is, by class letter, the arrivals of the calls
+	// accepted lately, sorted (bracket.go).
+	acceptedAt map[string][]time.Time
 	// paceLog is, by class letter, the answers accepted so far at
 	// instants at least paceLogStep apart over the last paceSpan: the
 	// pace the fleet's calls drew at (provisionalWindow).
@@ -372,8 +370,8 @@ func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
 		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
-		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, freeAt: map[string]time.Time{}, ceiling: map[string]float64{}, rampedAt: map[string]time.Time{}, lower: map[string]float64{}, upper: map[string]float64{}, raised: map[string]rateAt{}, refusedRate: map[string]rateAt{},
-		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}, paceLog: map[string][]delivery{}}
+		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, ceiling: map[string]float64{}, lower: map[string]float64{}, upper: map[string]float64{}, raised: map[string]rateAt{}, refusedRate: map[string]rateAt{},
+		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}, paceLog: map[string][]delivery{}, acceptedAt: map[string][]time.Time{}}
 }
 
 // learnLoop takes the learning lease when free and, while holding it,
@@ -448,6 +446,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// By the call's class: a read answered with a bucket that
 			// paces both classes drew nothing from a write-only one.
 			lg.accepted[s.class]++
+			lg.noteAccepted(s.class, s.at)
 			lg.described[s.bucket] = true
 			lg.logPace(s.class, s.at)
 		}
@@ -602,7 +601,6 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	for _, b := range l.retireOrProbeHidden(now) {
 		set(b)
 	}
-	lg.markFree(answered, now)
 	sooner := false // a change that may bring slots sooner
 	for _, id := range sortedKeys(changed) {
 		b := changed[id]
@@ -613,6 +611,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 		if was, ok := before[id]; ok && (rate > 1.05*was.Rate || strings.Trim(was.Classes, b.Classes+"-") != "" || b.Window != was.Window) {
 			sooner = true
 		}
+		l.log.Debug("rate-limit model", "bucket", id, "rate", round(rate), "burst", b.Burst, "classes", b.Classes, "source", b.Source, "window", b.Window)
 		if err := l.store.tune(ctx, tune{bucket: id, rate: rate, burst: b.Burst, classes: b.Classes, source: b.Source, window: b.Window, windowEnd: lg.windowEnd[id], windowUsed: lg.windowUsed[id]}); err != nil {
 			return err
 		}
@@ -628,11 +627,10 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 
 // afterRefusal is a bucket's rate after it refused a call at instant at.
 // A bucket that refuses is empty, so the calls it accepted between two of
-// its refusals are its refill over that span: the rate is what it let
-// through since the oldest of its recent refusals at least a second back
-// (the longer the span, the less a window's or a round trip's granularity
-// weighs), paced a little below. At its first refusal, what it let through
-// since the first call, less its size (it started full), after at least
+// its refusals bound its refill (bracket, over every recent refusal at
+// least a second back: the longer the span, the less a window's or a
+// round trip's granularity weighs), paced a little below. At its first
+// refusal, the replay from full at the first call, after at least
 // deliverySpanFirst. A refusal too soon after the last one to measure
 // keeps a rate measured before, else cuts it by cutFactor. It records the
 // refusal for the next estimates.
@@ -646,32 +644,33 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		}
 	}
 	past := lg.refusals[b.ID]
-	var delivered float64
-	saturated := false
-	for _, p := range past {
+	lo, hi := 0.0, math.Inf(1)
+	for i, p := range past {
 		span := at.Sub(p.at)
-		if span < time.Second || span > deliverySpanMax {
+		if span < time.Second || span > deliverySpanMax && (i < len(past)-1 || lo > 0 || span > deliverySpanLast) {
+			// Past the longest span, only the latest refusal counts,
+			// when no other does: the pace held that long without a
+			// refusal is known better than by a rate set long ago.
 			continue
 		}
-		d := float64(accepted-p.accepted) / span.Seconds()
-		if !p.at.Before(lg.freeAt[b.ID]) && !p.at.Before(lg.rampedAt[b.ID]) && d >= 0.67*b.Rate {
-			// It set the pace throughout, the pace was not still
-			// climbing fast from far below, and it refused not far
-			// above what it let through: that is its refill.
-			delivered, saturated = d, true
-			break
-		}
-		if delivered == 0 {
-			delivered = d // the longest span, but only a lower bound
-		}
+		// Empty at both refusals: replaying the calls it accepted in
+		// between bounds its refill from both sides (bracket.go).
+		l, h := bracket(lg.callsBetween(b.Classes, p.at, at), b.Burst, false, p.at, at)
+		lo, hi = math.Max(lo, l), math.Min(hi, h)
 	}
-	lg.bound[b.ID] = delivered > 0 && !saturated
 	if len(past) == 0 && !first.IsZero() && at.Sub(first) >= deliverySpanFirst && accepted > int64(b.Burst) {
-		// A lower bound: the bucket may have been full, and wasted
-		// refill, while something else paced the calls.
-		delivered = float64(accepted-int64(b.Burst)) / at.Sub(first).Seconds()
-		lg.bound[b.ID] = true
+		// Its first refusal: full at the first call (the bucket may
+		// have been full, and wasted refill, while something else
+		// paced the calls: the replay counts that).
+		lo, hi = bracket(lg.callsBetween(b.Classes, first.Add(-time.Microsecond), at), b.Burst, true, first.Add(-time.Microsecond), at)
 	}
+	if hi < lo {
+		hi = lo
+	}
+	delivered := lo
+	// The calls ran against it at the end: its refill is measured.
+	saturated := lo > 0 && hi <= 1.15*lo && len(past) > 0
+	lg.bound[b.ID] = delivered > 0 && !saturated
 	past = append(past, delivery{at: at, accepted: accepted})
 	for len(past) > 1 && (len(past) > 16 || at.Sub(past[0].at) > deliverySpanMax) {
 		past = past[1:]
@@ -694,20 +693,24 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		if prev := lg.lower[b.ID]; prev > lo && prev < b.Rate && !saturated {
 			lo = prev
 		}
-		lg.lower[b.ID], lg.ceiling[b.ID] = lo, b.Rate
-		if !lg.bound[b.ID] || b.Rate <= 1.15*lo {
+		up := b.Rate
+		if hi < up && hi > lo {
+			up = hi // the replay rules out more than the rate refused
+		}
+		lg.lower[b.ID], lg.ceiling[b.ID] = lo, up
+		if !lg.bound[b.ID] || up <= 1.15*lo {
 			lg.bound[b.ID] = false
 			lg.delivered[b.ID] = lo
 			return lo, "delivered"
 		}
-		// Another bucket set the pace for a while, or the pace climbed
-		// from far below: a little over the bound (at most 25%: a deep
-		// bucket takes long to drain, and refuses long after the pace
-		// passed its refill), and setting the pace from now on, its
-		// next refusal measures it.
-		mid := math.Sqrt(lo * b.Rate)
+		// Another bucket set the pace for a while, or the calls came
+		// against it only in a short burst: a little over the bound
+		// (at most 25%: a deep bucket takes long to drain, and refuses
+		// long after the pace passed its refill), and setting the pace
+		// from now on, its next refusal measures it.
+		mid := math.Sqrt(lo * up)
 		r := math.Min(mid, 1.25*lo)
-		lg.delivered[b.ID], lg.ceiling[b.ID], lg.upper[b.ID] = r, mid, b.Rate
+		lg.delivered[b.ID], lg.ceiling[b.ID], lg.upper[b.ID] = r, mid, up
 		return r, "between"
 	}
 	if lg.bound[b.ID] && delivered*deliveredShare < b.Rate {
@@ -718,6 +721,11 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	switch {
 	case delivered > 0:
 		lg.delivered[b.ID] = delivered * deliveredShare
+		if lg.bound[b.ID] && delivered*deliveredShare > lg.lower[b.ID] {
+			// The next refusal's delivery, if it reads lower (a span
+			// across a pause, another bucket pacing), does not undo it.
+			lg.lower[b.ID] = delivered * deliveredShare
+		}
 		return delivered * deliveredShare, "delivered"
 	case lg.delivered[b.ID] > 0:
 		// Measured before: back to that, whatever probing added since.
@@ -737,6 +745,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 const (
 	deliverySpanMax   = 15 * time.Second
 	deliverySpanFirst = 100 * time.Millisecond
+	deliverySpanLast  = 60 * time.Second
 )
 
 // deliveredShare is the share of a bucket's delivered rate the fleet paces
@@ -1098,22 +1107,6 @@ func (lg *learning) refusedWithin(id string, now time.Time, d time.Duration) boo
 	return len(past) > 0 && now.Sub(past[len(past)-1].at) < d
 }
 
-// markFree records, for every bucket that does not set the pace of its
-// class this round (calls of the class were answered but none waited for
-// its slot, or another bucket paces it slower), that it is free now
-// (freeAt). A round without answers (a pause) changes nothing.
-func (lg *learning) markFree(answered map[string]bool, now time.Time) {
-	for id, b := range lg.model {
-		if b.Classes == "-" || b.Classes == "" || b.Rate <= 0 {
-			continue
-		}
-		cls := b.Classes[:1]
-		if answered[cls] && !lg.demand[cls] || lg.slowerThan(id, cls, b.Rate) {
-			lg.freeAt[id] = now
-		}
-	}
-}
-
 // slowerThan reports whether a bucket other than except paces class cls
 // at a rate clearly below rate.
 func (lg *learning) slowerThan(except, cls string, rate float64) bool {
@@ -1176,17 +1169,8 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 					// ×1.5 a second for a bucket of 5, ×1.08 for 30: a
 					// deep bucket refuses a pace above its refill only
 					// once its depth has drained.
-					step := depthStep(b.Burst, 0.5, 2.5)
-					rate = b.Rate * step
-					if step >= 1.2 {
-						// Climbing fast: what it lets through across
-						// now is only a lower bound. A deep bucket's
-						// slow climb keeps the next refusal's delivery
-						// exact.
-						lg.rampedAt[id] = now
-					}
+					rate = b.Rate * depthStep(b.Burst, 0.5, 2.5)
 				case fromBelow:
-					lg.rampedAt[id] = now
 				case (lg.bound[id] || d == 0) && b.Rate < 0.92*c:
 					// 10% a second for 5 tokens, 2% for 25.
 					rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), 0.92*c)
