@@ -105,8 +105,19 @@ func left(calls []time.Time, burst int, r, start float64, from, to time.Time) fl
 // empty at to (hi; +Inf when no rate is ruled out). full says the bucket
 // was full at from (its first calls), else empty (a refusal: it held less
 // than one token, which the lower bound grants it and the upper one does
-// not). hi below lo (instants too rough) reads as hi = lo.
-func bracket(calls []time.Time, burst int, full bool, from, to time.Time) (lo, hi float64) {
+// not). When they cross, an instant was off by more than the slack (the
+// answer of a slow or retried call): a few calls placed close together by
+// such an answer read as a refill many times the true one. Crossed by a
+// little, the two swap; crossed far, the bracket is loose, its lower end
+// what the count alone proves (n calls from empty: at least (n − 1) over
+// the span).
+//
+// others are calls of the other class that may have drawn from the same
+// bucket (it is not known yet whether the two classes share it): they
+// count for the upper end only. Left out, a bucket that reads drained as
+// well would look like a slower bucket emptied by writes alone, a tight
+// bracket around the writes' share of it.
+func bracket(calls, others []time.Time, burst int, full bool, from, to time.Time) (lo, hi float64) {
 	if burst <= 0 || !to.After(from) {
 		return 0, math.Inf(1)
 	}
@@ -132,9 +143,26 @@ func bracket(calls []time.Time, burst int, full bool, from, to time.Time) (lo, h
 	// What it holds at to grows with the rate: the fastest rate that
 	// leaves it empty (the refusal's instant may be a little late).
 	end := to.Add(-instantSlack)
-	empty := func(r float64) bool { return left(calls, burst, r, startHi, from, end) < 1+tokenSlack }
+	drew := calls
+	if len(others) > 0 {
+		drew = append(append([]time.Time(nil), calls...), others...)
+		sort.Slice(drew, func(i, j int) bool { return drew[i].Before(drew[j]) })
+	}
+	empty := func(r float64) bool { return left(drew, burst, r, startHi, from, end) < 1+tokenSlack }
 	if !empty(lo) {
-		return lo, lo
+		a, z := 0.0, lo
+		for i := 0; i < 40; i++ {
+			mid := (a + z) / 2
+			if empty(mid) {
+				a = mid
+			} else {
+				z = mid
+			}
+		}
+		if lo > 1.15*a && !full {
+			return math.Min(a, float64(len(calls)-1)/to.Sub(from).Seconds()), lo
+		}
+		return a, lo
 	}
 	a, z := lo, math.Max(1, 2*lo)
 	for empty(z) {

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"math"
+	"sort"
 	"testing"
 	"time"
 )
@@ -56,7 +57,7 @@ func TestBracketMeasuresARefillThatACountOverTheSpanReadsLow(t *testing.T) {
 		t.Fatal("the bucket never refused")
 	}
 	count := float64(len(calls)) / refused.Sub(t0).Seconds()
-	lo, hi := bracket(calls, 5, false, t0, refused)
+	lo, hi := bracket(calls, nil, 5, false, t0, refused)
 	t.Logf("span %v: %d accepted, count/span %.2f/s, bracket [%.2f, %.2f]/s (refill 10/s)", refused.Sub(t0), len(calls), count, lo, hi)
 	if count > 9 {
 		t.Fatalf("count/span %.2f: the case does not show what it is for", count)
@@ -72,7 +73,7 @@ func TestBracketOfABucketThatBoundOnlyAtTheEndIsLoose(t *testing.T) {
 	// Paced elsewhere at 4/s, then a burst: the bucket refuses, but
 	// what it let through says little of its refill.
 	calls, refused := drive(b, t0, [2]float64{4, 5}, [2]float64{100, 1})
-	lo, hi := bracket(calls, 5, true, t0.Add(-time.Microsecond), refused)
+	lo, hi := bracket(calls, nil, 5, true, t0.Add(-time.Microsecond), refused)
 	if lo > 10 || hi < 10 || hi <= 1.15*lo {
 		t.Errorf("bracket [%.2f, %.2f], want a loose one holding 10", lo, hi)
 	}
@@ -82,8 +83,68 @@ func TestBracketFromAFullBucketAtTheFirstCalls(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	b := &tenantBucket{burst: 5, rate: 10, tokens: 5, last: t0}
 	calls, refused := drive(b, t0, [2]float64{20, 5})
-	lo, hi := bracket(calls, 5, true, t0.Add(-time.Microsecond), refused)
+	lo, hi := bracket(calls, nil, 5, true, t0.Add(-time.Microsecond), refused)
 	if lo < 7 || lo > 10 || hi < 10 {
 		t.Errorf("bracket [%.2f, %.2f], want it to hold 10", lo, hi)
+	}
+}
+
+func TestBracketWithInstantsFarOffIsNotAMeasurement(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	b := &tenantBucket{burst: 10, rate: 20, last: t0}
+	calls, refused := drive(b, t0, [2]float64{0, 0.5}, [2]float64{25, 10})
+	if refused.IsZero() {
+		t.Fatal("the bucket never refused")
+	}
+	if lo, hi := bracket(calls, nil, 10, false, t0, refused); lo < 19 || hi > 1.15*lo {
+		t.Fatalf("without the rough instants: bracket [%.2f, %.2f], want a tight one near 20", lo, hi)
+	}
+	// The answers of four slow calls put them 5 ms apart just after the
+	// earlier refusal.
+	for i := 1; i <= 4; i++ {
+		calls[len(calls)/2+i] = t0.Add(time.Duration(i) * 5 * time.Millisecond)
+	}
+	sort.Slice(calls, func(i, j int) bool { return calls[i].Before(calls[j]) })
+	lo, hi := bracket(calls, nil, 10, false, t0, refused)
+	t.Logf("bracket [%.2f, %.2f] (refill 20/s)", lo, hi)
+	if lo > 20 || hi <= 1.15*lo {
+		t.Errorf("bracket [%.2f, %.2f], want a loose one whose lower end is not above 20", lo, hi)
+	}
+}
+
+func TestBracketCountsTheOtherClassForTheUpperEndWhileSharingIsUndecided(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	b := &tenantBucket{burst: 10, rate: 20, last: t0} // one bucket, empty at t0
+	var writes, reads []time.Time
+	var refused time.Time
+	// Writes at 13/s and reads at 9/s draw from it, interleaved, until
+	// a write is refused.
+	w, r := t0.Add(500*time.Millisecond), t0.Add(520*time.Millisecond)
+	for refused.IsZero() && w.Before(t0.Add(20*time.Second)) {
+		if w.Before(r) {
+			if b.take(w) {
+				writes = append(writes, w)
+			} else {
+				refused = w
+			}
+			w = w.Add(time.Second / 13)
+		} else {
+			if b.take(r) {
+				reads = append(reads, r)
+			}
+			r = r.Add(time.Second / 9)
+		}
+	}
+	if refused.IsZero() {
+		t.Fatal("the bucket never refused a write")
+	}
+	alone, aloneHi := bracket(writes, nil, 10, false, t0, refused)
+	lo, hi := bracket(writes, reads, 10, false, t0, refused)
+	t.Logf("writes alone [%.2f, %.2f]; with the reads for the upper end [%.2f, %.2f] (one bucket, 20/s)", alone, aloneHi, lo, hi)
+	if aloneHi > 1.15*alone || aloneHi > 16 {
+		t.Fatalf("writes alone [%.2f, %.2f]: the case does not show a tight bracket around the writes' share", alone, aloneHi)
+	}
+	if hi < 20 || hi <= 1.15*lo {
+		t.Errorf("bracket [%.2f, %.2f], want a loose one whose upper end holds the bucket's 20/s", lo, hi)
 	}
 }

@@ -645,6 +645,18 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	}
 	past := lg.refusals[b.ID]
 	lo, hi := 0.0, math.Inf(1)
+	// The other class's calls count for the upper end while it describes
+	// a bucket of this size that may be this one (not merged, no
+	// evidence against): see bracket.
+	maybe, otherRate := "", 0.0
+	if len(b.Classes) == 1 {
+		o := otherClass(b.Classes)
+		ob, ok := lg.model[o+b.ID[1:]]
+		ev := lg.shared[b.Burst]
+		if ok && ob.Classes != "-" && ob.Window == 0 && ev[1] <= ev[0] {
+			maybe = o
+		}
+	}
 	for i, p := range past {
 		span := at.Sub(p.at)
 		if span < time.Second || span > deliverySpanMax && (i < len(past)-1 || lo > 0 || span > deliverySpanLast) {
@@ -655,17 +667,19 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		}
 		// Empty at both refusals: replaying the calls it accepted in
 		// between bounds its refill from both sides (bracket.go).
-		l, h := bracket(lg.callsBetween(b.Classes, p.at, at), b.Burst, false, p.at, at)
+		others := lg.callsBetween(maybe, p.at, at)
+		l, h := bracket(lg.callsBetween(b.Classes, p.at, at), others, b.Burst, false, p.at, at)
+		if h < hi {
+			otherRate = float64(len(others)) / span.Seconds()
+		}
 		lo, hi = math.Max(lo, l), math.Min(hi, h)
 	}
 	if len(past) == 0 && !first.IsZero() && at.Sub(first) >= deliverySpanFirst && accepted > int64(b.Burst) {
 		// Its first refusal: full at the first call (the bucket may
 		// have been full, and wasted refill, while something else
 		// paced the calls: the replay counts that).
-		lo, hi = bracket(lg.callsBetween(b.Classes, first.Add(-time.Microsecond), at), b.Burst, true, first.Add(-time.Microsecond), at)
-	}
-	if hi < lo {
-		hi = lo
+		from := first.Add(-time.Microsecond)
+		lo, hi = bracket(lg.callsBetween(b.Classes, from, at), lg.callsBetween(maybe, from, at), b.Burst, true, from, at)
 	}
 	delivered := lo
 	// The calls ran against it at the end: its refill is measured.
@@ -677,6 +691,19 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	}
 	lg.refusals[b.ID] = past
 	delete(lg.capped, b.ID)
+	if maybe != "" && !saturated && len(past) > 1 {
+		// The other class may have emptied it: what this class let
+		// through is only its share. Until the answers show whether the
+		// two share it (mergeIfShared), this class gets what the upper
+		// end leaves the other class's pace, and at least what it let
+		// through; the sync to each answer's Remaining does the rest.
+		lg.bound[b.ID] = false
+		if !math.IsInf(hi, 1) && hi*deliveredShare < b.Rate {
+			r := math.Max(lo*deliveredShare, hi*deliveredShare-otherRate)
+			return r, "shared?"
+		}
+		return b.Rate, "shared?"
+	}
 	if b.Source == "hidden" || !lg.described[b.ID] {
 		// It refused at this rate: its refill is below. Probing climbs
 		// back toward it, not past it.
