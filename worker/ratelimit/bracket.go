@@ -130,15 +130,7 @@ func bracket(calls, others []time.Time, burst int, full bool, from, to time.Time
 		for !fits(calls, burst, z, startLo, from) && z < 1e6 {
 			a, z = z, z*4
 		}
-		for i := 0; i < 40; i++ {
-			mid := (a + z) / 2
-			if fits(calls, burst, mid, startLo, from) {
-				z = mid
-			} else {
-				a = mid
-			}
-		}
-		lo = z
+		_, lo = edge(a, z, func(r float64) bool { return !fits(calls, burst, r, startLo, from) })
 	}
 	// What it holds at to grows with the rate: the fastest rate that
 	// leaves it empty (the refusal's instant may be a little late).
@@ -150,15 +142,7 @@ func bracket(calls, others []time.Time, burst int, full bool, from, to time.Time
 	}
 	empty := func(r float64) bool { return left(drew, burst, r, startHi, from, end) < 1+tokenSlack }
 	if !empty(lo) {
-		a, z := 0.0, lo
-		for i := 0; i < 40; i++ {
-			mid := (a + z) / 2
-			if empty(mid) {
-				a = mid
-			} else {
-				z = mid
-			}
-		}
+		a, _ := edge(0, lo, empty)
 		if lo > 1.15*a && !full {
 			return math.Min(a, float64(len(calls)-1)/to.Sub(from).Seconds()), lo
 		}
@@ -171,13 +155,19 @@ func bracket(calls, others []time.Time, burst int, full bool, from, to time.Time
 		}
 		a, z = z, z*4
 	}
+	a, _ = edge(a, z, empty)
+	return lo, a
+}
+
+// edge narrows [a, z], where below holds at a and not at z (below is true
+// up to some rate and false past it), to that rate within 2⁻⁴⁰ of the span.
+func edge(a, z float64, below func(float64) bool) (float64, float64) {
 	for i := 0; i < 40; i++ {
-		mid := (a + z) / 2
-		if empty(mid) {
+		if mid := (a + z) / 2; below(mid) {
 			a = mid
 		} else {
 			z = mid
 		}
 	}
-	return lo, a
+	return a, z
 }
