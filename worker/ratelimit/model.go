@@ -199,16 +199,16 @@ type learning struct {
 	cut     map[string]time.Time   // by bucket: last cut after a 429
 	model   map[string]BucketState // the fleet's model as last read
 
-	accepted  map[string]int64      // by class letter: answers that were not 429s
-	firstAt   map[string]time.Time  // by class letter: the first answer read
-	refusals  map[string][]delivery // by bucket: its latest 429s, oldest first, for the delivery estimate
-	described map[string]bool       // by bucket: a success answer described it
-	delivered map[string]float64    // by bucket: the rate last set from what it let through
-	capped    map[string]time.Time  // by bucket: when probing first reached its cap over delivered
-	bound     map[string]bool       // by bucket: delivered is only a lower bound (its first 429)
-	demand    map[string]bool       // by class letter: a call waited for its slot in the last round with answers
-	last      map[string]sample     // by bucket: the last success answer describing it
-	shared    map[int][2]int        // by size: evidence that reads and writes draw from one bucket {for, against}
+	accepted  map[string]int64       // by class letter: answers that were not 429s
+	firstAt   map[string]time.Time   // by class letter: the first answer read
+	refusals  map[string][]time.Time // by bucket: its latest 429s, oldest first, for the delivery estimate
+	described map[string]bool        // by bucket: a success answer described it
+	delivered map[string]float64     // by bucket: the rate last set from what it let through
+	capped    map[string]time.Time   // by bucket: when probing first reached its cap over delivered
+	bound     map[string]bool        // by bucket: delivered is only a lower bound (its first 429)
+	demand    map[string]bool        // by class letter: a call waited for its slot in the last round with answers
+	last      map[string]sample      // by bucket: the last success answer describing it
+	shared    map[int][2]int         // by size: evidence that reads and writes draw from one bucket {for, against}
 	// ceiling is, by bucket, the rate it refused at when what it let
 	// through was only a lower bound: its refill is between the two.
 	ceiling map[string]float64
@@ -369,7 +369,7 @@ type delivery struct {
 func newLearning(cfg LearnerConfig) *learning {
 	return &learning{learner: NewLearner(cfg), answers: map[string]int{}, seen: map[string]int{},
 		probed: map[string]time.Time{}, cut: map[string]time.Time{},
-		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]delivery{}, described: map[string]bool{},
+		accepted: map[string]int64{}, firstAt: map[string]time.Time{}, refusals: map[string][]time.Time{}, described: map[string]bool{},
 		delivered: map[string]float64{}, capped: map[string]time.Time{}, bound: map[string]bool{}, demand: map[string]bool{}, last: map[string]sample{}, shared: map[int][2]int{}, ceiling: map[string]float64{}, lower: map[string]float64{}, upper: map[string]float64{}, raised: map[string]rateAt{}, refusedRate: map[string]rateAt{},
 		epoch: map[string]sample{}, epochLast: map[string]sample{}, implied: map[string]float64{}, windowEv: map[string]int{}, step: map[string]time.Duration{}, windowEnd: map[string]time.Time{}, windowUsed: map[string]int{}, paceLog: map[string][]delivery{}, acceptedAt: map[string][]time.Time{}}
 }
@@ -658,7 +658,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		}
 	}
 	for i, p := range past {
-		span := at.Sub(p.at)
+		span := at.Sub(p)
 		if span < time.Second || span > deliverySpanMax && (i < len(past)-1 || lo > 0 || span > deliverySpanLast) {
 			// Past the longest span, only the latest refusal counts,
 			// when no other does: the pace held that long without a
@@ -667,8 +667,8 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		}
 		// Empty at both refusals: replaying the calls it accepted in
 		// between bounds its refill from both sides (bracket.go).
-		others := lg.callsBetween(maybe, p.at, at)
-		l, h := bracket(lg.callsBetween(b.Classes, p.at, at), others, b.Burst, false, p.at, at)
+		others := lg.callsBetween(maybe, p, at)
+		l, h := bracket(lg.callsBetween(b.Classes, p, at), others, b.Burst, false, p, at)
 		if h < hi {
 			otherRate = float64(len(others)) / span.Seconds()
 		}
@@ -685,8 +685,8 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	// The calls ran against it at the end: its refill is measured.
 	saturated := lo > 0 && hi <= 1.15*lo && len(past) > 0
 	lg.bound[b.ID] = delivered > 0 && !saturated
-	past = append(past, delivery{at: at, accepted: accepted})
-	for len(past) > 1 && (len(past) > 16 || at.Sub(past[0].at) > deliverySpanMax) {
+	past = append(past, at)
+	for len(past) > 1 && (len(past) > 16 || at.Sub(past[0]) > deliverySpanMax) {
 		past = past[1:]
 	}
 	lg.refusals[b.ID] = past
@@ -757,7 +757,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	case lg.delivered[b.ID] > 0:
 		// Measured before: back to that, whatever probing added since.
 		return math.Min(b.Rate, lg.delivered[b.ID]), "kept"
-	case len(past) == 0 || at.Sub(past[0].at) < time.Second:
+	case len(past) == 0 || at.Sub(past[0]) < time.Second:
 		// Refused before anything could be measured (its first 429s,
 		// within a second): the burst of the first calls, not the
 		// rate, was too much. The pause and the sync to Remaining
@@ -1131,7 +1131,7 @@ func depthStep(depth int, most, k float64) float64 {
 // end) is not retired for going undescribed in between.
 func (lg *learning) refusedWithin(id string, now time.Time, d time.Duration) bool {
 	past := lg.refusals[id]
-	return len(past) > 0 && now.Sub(past[len(past)-1].at) < d
+	return len(past) > 0 && now.Sub(past[len(past)-1]) < d
 }
 
 // slowerThan reports whether a bucket other than except paces class cls
