@@ -178,6 +178,50 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 	halfLat := func() time.Duration {
 		return time.Duration((sc.latency / 2) * (0.5 + rng.Float64()) * float64(time.Millisecond))
 	}
+	// Each process lets one caller per class consult the budget at a
+	// time, as Limiter.Wait's gate does; the others queue behind it.
+	type gate struct {
+		busy  bool
+		queue []func()
+	}
+	gates := make(map[*Limiter]*[2]gate)
+	for _, l := range lims {
+		gates[l] = new([2]gate)
+	}
+	gateOf := func(l *Limiter, c mgmt.Class) *gate {
+		if c == mgmt.Write {
+			return &gates[l][1]
+		}
+		return &gates[l][0]
+	}
+	enter := func(l *Limiter, c mgmt.Class, fn func()) {
+		g := gateOf(l, c)
+		if g.busy {
+			g.queue = append(g.queue, fn)
+			return
+		}
+		g.busy = true
+		fn()
+	}
+	leave := func(l *Limiter, c mgmt.Class) {
+		g := gateOf(l, c)
+		if len(g.queue) == 0 {
+			g.busy = false
+			return
+		}
+		fn := g.queue[0]
+		g.queue = g.queue[1:]
+		at(now, fn)
+	}
+	// A caller told to ask again later asks at once when its process is
+	// woken (the model changed so that slots may come sooner), as Wait
+	// does; a wake reaches every process (pub/sub).
+	type watcher struct {
+		woken <-chan struct{}
+		fire  func()
+		done  *bool
+	}
+	var watchers []watcher
 	var caller func(l *Limiter)
 	caller = func(l *Limiter) {
 		if next >= sc.calls {
@@ -191,17 +235,27 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 		start := now
 		var try func()
 		try = func() {
+			woken := l.wakened()
 			res.reserves++
 			r, err := l.reserve(ctx, class)
 			if err != nil {
 				t.Fatal(err)
 			}
-			at(now.Add(r.wait), func() {
+			if r.reserved() {
+				woken = nil // a slot held is kept
+			}
+			done := new(bool)
+			fire := func() {
+				if *done {
+					return
+				}
+				*done = true
 				tk := l.claim(class, r, start)
 				if tk == nil {
 					try()
 					return
 				}
+				leave(l, class)
 				sent := now
 				at(now.Add(halfLat()), func() {
 					status, rl, retryAfter := tenant.call(class, now)
@@ -226,7 +280,7 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 									o.setPause(time.UnixMicro(p))
 								}
 							}
-							try() // the same change, again
+							enter(l, class, try) // the same change, again
 							return
 						}
 						res.applied++
@@ -248,9 +302,13 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 						caller(l)
 					})
 				})
-			})
+			}
+			at(now.Add(r.wait), fire)
+			if woken != nil && r.wait > 0 {
+				watchers = append(watchers, watcher{woken, fire, done})
+			}
 		}
-		try()
+		enter(l, class, try)
 	}
 	for _, l := range lims {
 		for c := 0; c < sc.concurrency; c++ {
@@ -283,7 +341,28 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 		e := heap.Pop(&q).(event)
 		now = e.at
 		mr.SetTime(now)
+		woken := lims[0].wakened()
 		e.do()
+		select {
+		case <-woken:
+			for _, o := range lims[1:] {
+				o.wake()
+			}
+		default:
+		}
+		kept := watchers[:0]
+		for _, w := range watchers {
+			if *w.done {
+				continue
+			}
+			select {
+			case <-w.woken:
+				at(now, w.fire)
+			default:
+				kept = append(kept, w)
+			}
+		}
+		watchers = kept
 		if now.Sub(t0) > time.Hour {
 			t.Fatalf("virtual run did not finish within an hour: %s", res)
 		}

@@ -202,6 +202,7 @@ type learning struct {
 	accepted  map[string]int64       // by class letter: answers that were not 429s
 	firstAt   map[string]time.Time   // by class letter: the first answer read
 	refusals  map[string][]time.Time // by bucket: its latest 429s, oldest first, for the delivery estimate
+	bracketed [2]float64             // the refill bracket afterRefusal last found (for its log)
 	described map[string]bool        // by bucket: a success answer described it
 	delivered map[string]float64     // by bucket: the rate last set from what it let through
 	capped    map[string]time.Time   // by bucket: when probing first reached its cap over delivered
@@ -532,7 +533,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 					}
 				}
 				lg.cut[s.bucket] = now
-				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how)
+				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how, "bracket", lg.bracketed)
 				b.Rate, b.Source = rate, "cut"
 				if !lg.described[b.ID] {
 					// Only its own 429s describe it: no answer will
@@ -682,6 +683,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		lo, hi = bracket(lg.callsBetween(b.Classes, from, at), lg.callsBetween(maybe, from, at), b.Burst, true, from, at)
 	}
 	delivered := lo
+	lg.bracketed = [2]float64{round(lo), round(hi)}
 	// The calls ran against it at the end: its refill is measured.
 	saturated := lo > 0 && hi <= 1.15*lo && len(past) > 0
 	lg.bound[b.ID] = delivered > 0 && !saturated
