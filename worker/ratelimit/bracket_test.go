@@ -65,6 +65,11 @@ func TestBracketMeasuresARefillThatACountOverTheSpanReadsLow(t *testing.T) {
 	if lo < 9.5 || lo > 10 || hi < 10 || hi > 1.15*lo {
 		t.Errorf("bracket [%.2f, %.2f], want a tight one around 10", lo, hi)
 	}
+	// afterRefusal takes a tight bracket's middle: nearer the refill
+	// than either end.
+	if mid := math.Sqrt(lo * hi); math.Abs(mid-10) > math.Min(10-lo, hi-10) || math.Abs(mid-10) > 0.2 {
+		t.Errorf("middle %.2f of [%.2f, %.2f], want within 2%% of 10 and nearer than either end", mid, lo, hi)
+	}
 }
 
 func TestBracketOfABucketThatBoundOnlyAtTheEndIsLoose(t *testing.T) {

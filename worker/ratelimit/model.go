@@ -682,10 +682,15 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		from := first.Add(-time.Microsecond)
 		lo, hi = bracket(lg.callsBetween(b.Classes, from, at), lg.callsBetween(maybe, from, at), b.Burst, true, from, at)
 	}
-	delivered := lo
 	lg.bracketed = [2]float64{round(lo), round(hi)}
-	// The calls ran against it at the end: its refill is measured.
+	// The calls ran against it at the end: its refill is measured, at the
+	// bracket's middle (the slacks widen both ends by about as much: the
+	// lower end alone reads 2–4% low on a bucket of 5).
 	saturated := lo > 0 && hi <= 1.15*lo && len(past) > 0
+	delivered := lo
+	if saturated {
+		delivered = math.Sqrt(lo * hi)
+	}
 	lg.bound[b.ID] = delivered > 0 && !saturated
 	past = append(past, at)
 	for len(past) > 1 && (len(past) > 16 || at.Sub(past[0]) > deliverySpanMax) {
