@@ -153,3 +153,38 @@ func TestBracketCountsTheOtherClassForTheUpperEndWhileSharingIsUndecided(t *test
 		t.Errorf("bracket [%.2f, %.2f], want a loose one whose upper end holds the bucket's 20/s", lo, hi)
 	}
 }
+
+// A hidden bucket between bounds whose pace held the middle for 3 s
+// without a refusal is closed in: measured at the middle of what held and
+// the upper end, and free to climb toward the upper end. (It was capped at
+// the old middle: a virtual Enterprise run with slow answers paced its
+// 10/s write bucket at 9.2/s for 30 s.)
+func TestHiddenBucketClosedInClimbsPastTheOldMiddle(t *testing.T) {
+	l, _ := fixedLimiter(t, Buckets{})
+	l.learn = newLearning(l.cfg.Learner)
+	lg := l.learn
+	// A 429 left it between 8.39 (what it let through) and 10.11 (the
+	// replay's upper end): paced at the middle, 9.209.
+	mid := math.Sqrt(8.388 * 10.11)
+	lg.model = map[string]BucketState{"w5": {ID: "w5", Classes: "w", Burst: 5, Rate: 9.209, Source: "hidden"}}
+	lg.bound["w5"], lg.lower["w5"], lg.upper["w5"] = true, 8.388, 10.11
+	lg.delivered["w5"], lg.ceiling["w5"] = mid, mid
+	lg.demand["w"] = true
+	lg.cut["w5"] = t0
+	rate := 9.209
+	for s := 3; s <= 10; s++ {
+		for _, b := range l.retireOrProbeHidden(t0.Add(time.Duration(s) * time.Second)) {
+			if b.ID == "w5" {
+				rate = b.Rate
+				lg.model["w5"] = b
+			}
+		}
+	}
+	if lg.ceiling["w5"] != 10.11 || lg.bound["w5"] {
+		t.Errorf("closed in: ceiling %.3f, bound %v; want the upper end 10.11 and measured", lg.ceiling["w5"], lg.bound["w5"])
+	}
+	if rate < 9.4 || rate > 10.11 {
+		t.Errorf("pace 8 s after the refusal %.3f, want past the old middle (%.3f) and under the upper end", rate, mid)
+	}
+	t.Logf("pace %.3f/s, measured %.3f/s, ceiling %.2f/s", rate, lg.delivered["w5"], lg.ceiling["w5"])
+}

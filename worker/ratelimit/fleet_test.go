@@ -118,6 +118,7 @@ type scenario struct {
 	readShare                     float64 // share of calls that are reads (the unknown-organization checks)
 	halveAt                       int     // after this many applied calls, halve the rates (0: never)
 	latency                       float64 // mean round trip in ms
+	spikes                        float64 // share of half round trips 50–400 ms longer
 	start                         Buckets // the limiter's starting point
 	seed                          uint64
 }
@@ -176,7 +177,13 @@ func runFleet(t *testing.T, sc scenario) fleetResult {
 	var onBinding int
 	next := 0
 	halfLat := func() time.Duration {
-		return time.Duration((sc.latency / 2) * (0.5 + rng.Float64()) * float64(time.Millisecond))
+		d := (sc.latency / 2) * (0.5 + rng.Float64())
+		if sc.spikes > 0 && rng.Float64() < sc.spikes {
+			// The tail: a garbage collection, a busy core, a slow
+			// path through the tenant's edge.
+			d += 50 + 350*rng.Float64()
+		}
+		return time.Duration(d * float64(time.Millisecond))
 	}
 	// Each process lets one caller per class consult the budget at a
 	// time, as Limiter.Wait's gate does; the others queue behind it.
@@ -417,6 +424,20 @@ func fleetSeed(t *testing.T) uint64 {
 	return n
 }
 
+// fleetSpikes is the share of half round trips TestFleet delays by 50–400
+// ms: ORGCONN_FLEET_SPIKES, else 0.
+func fleetSpikes(t *testing.T) float64 {
+	v := os.Getenv("ORGCONN_FLEET_SPIKES")
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		t.Fatalf("ORGCONN_FLEET_SPIKES=%q: want a share in [0, 1]", v)
+	}
+	return f
+}
+
 // A fleet over every shape of the zoo. Each case is a subtest:
 // go test -run 'TestFleet/burst-headers/defaults/2' ./worker/ratelimit/
 func TestFleet(t *testing.T) {
@@ -442,7 +463,7 @@ func TestFleet(t *testing.T) {
 					for _, p := range procs {
 						t.Run(strconv.Itoa(p), func(t *testing.T) {
 							t.Parallel()
-							s := scenario{shape: shape, calls: 400, readShare: 0.05, latency: 20, start: st.start, processes: p, concurrency: 10, seed: fleetSeed(t)}
+							s := scenario{shape: shape, calls: 400, readShare: 0.05, latency: 20, start: st.start, processes: p, concurrency: 10, seed: fleetSeed(t), spikes: fleetSpikes(t)}
 							r := runFleet(t, s)
 							t.Logf("%s from %s, %d processes: %s", shape, st.name, p, r)
 							minUtil, maxRatio := st.minUtil, st.maxRatio

@@ -1189,7 +1189,10 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			// A deep bucket drains slowly, so a fast climb would
 			// overshoot long before it refuses.
 			d, c := lg.delivered[id], lg.ceiling[id]
-			fromBelow := (d == 0 || lg.bound[id]) && !(c > 0 && c > b.Rate)
+			// Between bounds, a middle the rate was set to is a ceiling
+			// even when the store's rounding put the rate a hair above
+			// it (from below, that read as "climb ×1.5 a second").
+			fromBelow := (d == 0 || lg.bound[id]) && !(c > 0 && (c > b.Rate || lg.upper[id] > 0 && c >= 0.999*b.Rate))
 			every := time.Second
 			if fromBelow && d == 0 {
 				every = hiddenStep
@@ -1222,11 +1225,18 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 						lo := max(lg.lower[id], b.Rate)
 						lg.lower[id] = lo
 						if up <= 1.1*lo {
-							lg.bound[id], lg.delivered[id] = false, lo
+							// Closed in: measured, at the middle (as a
+							// tight bracket is), and free to climb to the
+							// upper end (capping it at the old middle held
+							// the pace at that for 30 s).
+							lg.bound[id], lg.delivered[id] = false, max(lo, deliveredShare*math.Sqrt(lo*up))
+							lg.ceiling[id] = up
 							delete(lg.upper, id)
-						} else {
-							lg.ceiling[id] = math.Sqrt(lo * up)
+							b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), lg.delivered[id])
+							out = append(out, b)
+							continue
 						}
+						lg.ceiling[id] = math.Sqrt(lo * up)
 						b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), lg.ceiling[id])
 						out = append(out, b)
 						continue
