@@ -84,7 +84,10 @@ import (
 //     lower end is a lower bound, and the lower of its upper end and the
 //     rate refused an upper one. The fleet then paces a little above the
 //     lower (at most 25%) and climbs toward the middle of the bounds, more
-//     slowly the deeper the bucket; each refusal narrows them. A
+//     slowly the deeper the bucket; each refusal narrows them, and so
+//     does a middle held 3 s without one (the new lower bound); bounds
+//     within 10% are a measurement at their middle. A tight bracket is
+//     read at its middle too (its slacks widen both ends alike). A
 //     measurement replaces the lower bound kept (a bound read too high
 //     would otherwise hold the pace above the refill, refusing every few
 //     seconds).
