@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -165,5 +166,33 @@ func TestFirstAnswerWithHeadersDescribesABucket(t *testing.T) {
 	}
 	if plan.Classes != "r" {
 		t.Errorf("plan-global after the first write answer paces %q, want reads only (the cold start of writes is over)", plan.Classes)
+	}
+}
+
+// A read reserved from the read bucket before the fleet found that reads
+// and writes share one bucket, answered after: its counter in the read
+// bucket is no place in the shared bucket's count. (Taken as one, a
+// read's 2 against the writes' 72 put 70 calls' debt on the shared bucket:
+// a virtual fleet sent nothing for 2.9 s.)
+func TestAnswerReservedBeforeAMergeIsNoPlaceInTheSharedCount(t *testing.T) {
+	l, _ := fixedLimiter(t, Buckets{})
+	ctx := context.Background()
+	us := strconv.FormatInt(t0.UnixMicro(), 10)
+	if err := l.store.rdb.HSet(ctx, l.store.key,
+		"ids", "w10 r10",
+		"w10:cls", "rw", "w10:burst", 10, "w10:rate", 20, "w10:src", "measured", "w10:n", 72, "w10:tat", us,
+		"r10:cls", "-", "r10:burst", 10, "r10:rate", 2.5, "r10:src", "guess", "r10:n", 2, "r10:tat", us).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tk := &ticket{class: mgmt.Read, counts: map[string]int64{"r10": 2}, at: t0.UnixMicro()}
+	l.Observe(tk, mgmt.Exchange{Class: mgmt.Read, Method: "GET", Status: 200, Sent: t0, Received: t0,
+		RateLimit: mgmt.RateLimit{Present: true, Limit: 10, Remaining: 0, Reset: t0.Add(time.Second)}})
+	tat, err := l.store.rdb.HGet(ctx, l.store.key, "w10:tat").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Empty now: full again in 10 tokens at 20/s.
+	if ahead := time.UnixMicro(tat).Sub(t0); ahead > 600*time.Millisecond {
+		t.Errorf("the shared bucket's next token is %v ahead, want at most the 0.5 s it takes to fill", ahead)
 	}
 }

@@ -151,6 +151,10 @@ const maxProbeRate = 1000
 // floor of 5%, to make up for deliveries that read low, did not steady
 // real runs: BENCHMARKS.md). Past it only after 30 s without a 429 (its
 // limit may have been raised).
+// measuredHold is how long the climb over a measured hidden bucket holds
+// at hiddenOver before it goes on.
+const measuredHold = 10 * time.Second
+
 func hiddenOver(depth int, d float64) float64 {
 	return 1 + math.Max(0.02, math.Min(0.10, float64(depth)/(30*d)))
 }
@@ -1249,10 +1253,15 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 						if lg.capped[id].IsZero() {
 							lg.capped[id] = now
 						}
-						if now.Sub(lg.capped[id]) < 30*time.Second {
+						if now.Sub(lg.capped[id]) < measuredHold {
 							continue
 						}
-						lg.delivered[id], lg.capped[id] = rate, now
+						// Held that long without a refusal: the
+						// measurement may have read low (instants
+						// off by a slow answer) or the limit been
+						// raised. It climbs on, 1% a second, until a
+						// refusal measures it again.
+						lg.delivered[id] = rate
 						delete(lg.ceiling, id)
 					}
 				}

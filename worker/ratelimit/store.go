@@ -229,12 +229,27 @@ var answerScript = redis.NewScript(goneLua + rateLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
+-- The call's counter in the bucket the answer describes (0: it did not
+-- draw from it).
+local callCount = tonumber(ARGV[4])
 -- A bucket of this size that the fleet found shared by both classes is
--- named by the other class: answers of this class describe it too.
+-- named by the other class: answers of this class describe it too. A
+-- call reserved before the two were found one drew from this class's
+-- bucket, not from that one: its counter there is not a place in the
+-- other's count (taken as one, a read's 2 against the writes' 72 put 70
+-- calls' debt on the shared bucket: 3.5 s without a call).
 if id ~= '' then
   local other = ((cls == 'w') and 'r' or 'w') .. string.sub(id, 2)
   local oc = redis.call('HGET', h, other .. ':cls') or ''
-  if string.find(oc, cls, 1, true) then id = other end
+  if string.find(oc, cls, 1, true) then
+    if id ~= other then
+      callCount = 0
+      for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
+        if d == other then callCount = tonumber(c) end
+      end
+    end
+    id = other
+  end
 end
 local flags = tonumber(ARGV[7])
 local refused = flags % 2 == 1
@@ -268,7 +283,7 @@ end
 local rate, burst, src, tokens = 0, 0, '', 0
 -- The call's counter less the calls taken back below it: the samples'
 -- counts, whose differences are the calls that drew between two answers.
-local effCount = tonumber(ARGV[4])
+local effCount = callCount
 -- planTokens: the fewest tokens left in a starting bucket that still paced
 -- the class; a bucket first described now starts with no more (the calls
 -- of the cold start drew from it too).
@@ -314,7 +329,7 @@ if id ~= '' then
     f[3] = string.format('%.0f', setRate(h, id, rate, ARGV[10], tonumber(f[3] or '0') or 0, now))
     rate = lift
   end
-  local count = tonumber(ARGV[4])
+  local count = callCount
   local since = nil -- calls that drew from the bucket since this one
   if count > 0 then
     local n = tonumber(f[4] or '0') or 0
@@ -340,7 +355,7 @@ if id ~= '' then
   if win ~= 0 and resetAt > 0 then
     -- A window bucket: the answer's window ends at resetAt and the
     -- tenant had counted burst − Remaining calls in it when this one
-    -- arrived; the call's counter (ARGV[4]) is its place in the
+    -- arrived; the call's counter (callCount) is its place in the
     -- model's window (0: it did not draw from it). Calls the tenant
     -- counted before it beyond those the model placed before it came
     -- from elsewhere (other clients, calls of the other class): the
@@ -348,7 +363,7 @@ if id ~= '' then
     -- other, and a window only empties when the next one starts.
     local wend, wn = tonumber(f[7] or '0') or 0, tonumber(f[8] or '0') or 0
     local used = math.max(burst - tonumber(ARGV[3]), 0)
-    local place = tonumber(ARGV[4])
+    local place = callCount
     tokens = burst - math.max(used, wn)
     if resetAt > now and (wend == 0 or resetAt > wend + 250000) then
       local ends = resetAt
