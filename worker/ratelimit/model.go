@@ -77,8 +77,8 @@ import (
 //     the middle of it and the size over a second less than that time
 //     when the Reset gives one; between bounds by depth toward their
 //     middle; once measured, +1% a second up to 2–10% over the
-//     measurement (hiddenOver: less for a shallow bucket), past that only
-//     after 30 s without a 429.
+//     measurement (hiddenOver: less for a shallow bucket), held there
+//     measuredHold, then on at 1% a second until a 429.
 //   - Bounds: when the replay's bracket is loose (another bucket set the
 //     pace, or the calls came against it only in a short burst), its
 //     lower end is a lower bound, and the lower of its upper end and the
@@ -149,8 +149,7 @@ const maxProbeRate = 1000
 // excess takes about 30 s to drain its depth (10% over 10/s drains a
 // 5-deep bucket in 5 s: a refusal every few seconds); at least 2% (a
 // floor of 5%, to make up for deliveries that read low, did not steady
-// real runs: BENCHMARKS.md). Past it only after 30 s without a 429 (its
-// limit may have been raised).
+// real runs: BENCHMARKS.md). Past it after measuredHold without a 429.
 // measuredHold is how long the climb over a measured hidden bucket holds
 // at hiddenOver before it goes on.
 const measuredHold = 10 * time.Second
@@ -1190,9 +1189,9 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 			//    middle, by its depth; a middle held 3 s is the new lower
 			//    bound (bisection upward).
 			//  - Measured: +1% a second up to 2–10% over what it let
-			//    through (never past a rate it refused); past that only
-			//    after 30 s without a 429 (its limit may have been
-			//    raised).
+			//    through (never past a rate it refused); past that after
+			//    measuredHold without a 429 (the measurement may have
+			//    read low, or its limit been raised).
 			// A deep bucket drains slowly, so a fast climb would
 			// overshoot long before it refuses.
 			d, c := lg.delivered[id], lg.ceiling[id]
