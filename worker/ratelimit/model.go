@@ -143,6 +143,10 @@ const hiddenStep = 500 * time.Millisecond
 // maxProbeRate caps probing upwards (calls per second).
 const maxProbeRate = 1000
 
+// measuredHold is how long the climb over a measured hidden bucket holds
+// at hiddenOver before it goes on.
+const measuredHold = 10 * time.Second
+
 // hiddenOver is how far above what a hidden bucket let through (d, already
 // paced at deliveredShare of it) the closed loop climbs while nothing
 // refuses: 10% at most, less for a shallow or fast bucket, so that the
@@ -150,10 +154,6 @@ const maxProbeRate = 1000
 // 5-deep bucket in 5 s: a refusal every few seconds); at least 2% (a
 // floor of 5%, to make up for deliveries that read low, did not steady
 // real runs: BENCHMARKS.md). Past it after measuredHold without a 429.
-// measuredHold is how long the climb over a measured hidden bucket holds
-// at hiddenOver before it goes on.
-const measuredHold = 10 * time.Second
-
 func hiddenOver(depth int, d float64) float64 {
 	return 1 + math.Max(0.02, math.Min(0.10, float64(depth)/(30*d)))
 }
@@ -691,7 +691,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 	lg.bracketed = [2]float64{round(lo), round(hi)}
 	// The calls ran against it at the end: its refill is measured, at the
 	// bracket's middle (the slacks widen both ends by about as much: the
-	// lower end alone reads 2–4% low on a bucket of 5).
+	// lower end alone read 3–7% low on a bucket of 5).
 	saturated := lo > 0 && hi <= 1.15*lo && len(past) > 0
 	delivered := lo
 	if saturated {
