@@ -317,6 +317,9 @@ func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
 	case s.remaining-other.remaining >= slack+2 || other.remaining-s.remaining >= slack+2:
 		ev[1]++
 	}
+	if ev != lg.shared[s.limit] {
+		l.log.Debug("one bucket for reads and writes?", "size", s.limit, "same", ev[0], "different", ev[1], "remaining", s.remaining, "other", other.remaining, "dt", dt)
+	}
 	lg.shared[s.limit] = ev
 	need := 5
 	if w.Window != 0 {
