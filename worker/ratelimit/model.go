@@ -208,7 +208,6 @@ type learning struct {
 	accepted  map[string]int64       // by class letter: answers that were not 429s
 	firstAt   map[string]time.Time   // by class letter: the first answer read
 	refusals  map[string][]time.Time // by bucket: its latest 429s, oldest first, for the delivery estimate
-	bracketed [2]float64             // the refill bracket afterRefusal last found (for its log)
 	described map[string]bool        // by bucket: a success answer described it
 	delivered map[string]float64     // by bucket: the rate last set from what it let through
 	capped    map[string]time.Time   // by bucket: when probing first reached its cap over delivered
@@ -501,7 +500,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 			// Reserved before a pause ended: it says nothing new.
 		case s.refused && s.remaining == 0:
 			if b, ok := lg.model[s.bucket]; ok && now.Sub(lg.cut[s.bucket]) >= time.Second {
-				rate, how := lg.afterRefusal(b, s.at, now)
+				rate, how, lohi := lg.afterRefusal(b, s.at, now)
 				if r, ok := lg.raised[b.ID]; ok && how == "burst" && s.at.Sub(r.at) < overshootSpan && r.rate < rate {
 					// Raised on evidence from below a moment ago and
 					// refused since: the raise overshot. Back to the
@@ -542,7 +541,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 					}
 				}
 				lg.cut[s.bucket] = now
-				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how, "bracket", lg.bracketed)
+				l.log.Info("429: the bucket's rate from what it let through", "bucket", b.ID, "rate", round(rate), "was", round(b.Rate), "how", how, "bracket", lohi)
 				b.Rate, b.Source = rate, "cut"
 				if !lg.described[b.ID] {
 					// Only its own 429s describe it: no answer will
@@ -635,7 +634,8 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// afterRefusal is a bucket's rate after it refused a call at instant at.
+// afterRefusal is a bucket's rate after it refused a call at instant at,
+// how it was found, and the refill bracket it found (for the log).
 // A bucket that refuses is empty, so the calls it accepted between two of
 // its refusals bound its refill (bracket, over every recent refusal at
 // least a second back: the longer the span, the less a window's or a
@@ -644,7 +644,7 @@ func (l *Limiter) learnOnce(ctx context.Context, now time.Time) error {
 // deliverySpanFirst. A refusal too soon after the last one to measure
 // keeps a rate measured before, else cuts it by cutFactor. It records the
 // refusal for the next estimates.
-func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, string) {
+func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (rate float64, how string, lohi [2]float64) {
 	var accepted int64
 	var first time.Time
 	for _, c := range b.Classes {
@@ -691,7 +691,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		from := first.Add(-time.Microsecond)
 		lo, hi = bracket(lg.callsBetween(b.Classes, from, at), lg.callsBetween(maybe, from, at), b.Burst, true, from, at)
 	}
-	lg.bracketed = [2]float64{round(lo), round(hi)}
+	lohi = [2]float64{round(lo), round(hi)}
 	// The calls ran against it at the end: its refill is measured, at the
 	// bracket's middle (the slacks widen both ends by about as much: the
 	// lower end alone read 3–7% low on a bucket of 5).
@@ -716,9 +716,9 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		lg.bound[b.ID] = false
 		if !math.IsInf(hi, 1) && hi*deliveredShare < b.Rate {
 			r := math.Max(lo*deliveredShare, hi*deliveredShare-otherRate)
-			return r, "shared?"
+			return r, "shared?", lohi
 		}
-		return b.Rate, "shared?"
+		return b.Rate, "shared?", lohi
 	}
 	if b.Source == "hidden" || !lg.described[b.ID] {
 		// It refused at this rate: its refill is below. Probing climbs
@@ -744,7 +744,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		if !lg.bound[b.ID] || up <= 1.15*lo {
 			lg.bound[b.ID] = false
 			lg.delivered[b.ID] = lo
-			return lo, "delivered"
+			return lo, "delivered", lohi
 		}
 		// Another bucket set the pace for a while, or the calls came
 		// against it only in a short burst: a little over the bound
@@ -754,7 +754,7 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 		mid := math.Sqrt(lo * up)
 		r := math.Min(mid, 1.25*lo)
 		lg.delivered[b.ID], lg.ceiling[b.ID], lg.upper[b.ID] = r, mid, up
-		return r, "between"
+		return r, "between", lohi
 	}
 	if lg.bound[b.ID] && delivered*deliveredShare < b.Rate {
 		// A first refusal's lower bound below the rate says nothing
@@ -769,18 +769,18 @@ func (lg *learning) afterRefusal(b BucketState, at, now time.Time) (float64, str
 			// across a pause, another bucket pacing), does not undo it.
 			lg.lower[b.ID] = delivered * deliveredShare
 		}
-		return delivered * deliveredShare, "delivered"
+		return delivered * deliveredShare, "delivered", lohi
 	case lg.delivered[b.ID] > 0:
 		// Measured before: back to that, whatever probing added since.
-		return math.Min(b.Rate, lg.delivered[b.ID]), "kept"
+		return math.Min(b.Rate, lg.delivered[b.ID]), "kept", lohi
 	case len(past) == 0 || at.Sub(past[0]) < time.Second:
 		// Refused before anything could be measured (its first 429s,
 		// within a second): the burst of the first calls, not the
 		// rate, was too much. The pause and the sync to Remaining
 		// handle that.
-		return b.Rate, "burst"
+		return b.Rate, "burst", lohi
 	}
-	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut"
+	return b.Rate * cutFactor(b.Source, now.Sub(lg.cut[b.ID])), "cut", lohi
 }
 
 // The spans of the delivery estimate: the longest looked back over, and
@@ -1233,20 +1233,19 @@ func (l *Limiter) retireOrProbeHidden(now time.Time) []BucketState {
 						// bound, and the middle moves up (bisection).
 						lo := max(lg.lower[id], b.Rate)
 						lg.lower[id] = lo
+						target := math.Sqrt(lo * up)
 						if up <= 1.1*lo {
 							// Closed in: measured, at the middle (as a
 							// tight bracket is), and free to climb to the
 							// upper end (capping it at the old middle held
 							// the pace at that for 30 s).
-							lg.bound[id], lg.delivered[id] = false, max(lo, deliveredShare*math.Sqrt(lo*up))
-							lg.ceiling[id] = up
+							lg.bound[id], lg.delivered[id] = false, max(lo, deliveredShare*target)
 							delete(lg.upper, id)
-							b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), lg.delivered[id])
-							out = append(out, b)
-							continue
+							lg.ceiling[id], target = up, lg.delivered[id]
+						} else {
+							lg.ceiling[id] = target
 						}
-						lg.ceiling[id] = math.Sqrt(lo * up)
-						b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), lg.ceiling[id])
+						b.Rate = math.Min(b.Rate*depthStep(b.Burst, 0.1, 0.5), target)
 						out = append(out, b)
 						continue
 					}
