@@ -196,3 +196,52 @@ func TestAnswerReservedBeforeAMergeIsNoPlaceInTheSharedCount(t *testing.T) {
 		t.Errorf("the shared bucket's next token is %v ahead, want at most the 0.5 s it takes to fill", ahead)
 	}
 }
+
+// weighShared feeds mergeIfShared a read answer leaving the bucket at 7,
+// then a burst of write answers 1–30 ms later (each accepted call noted as
+// the learning loop notes it), and returns the evidence {for, against}
+// and whether it merged.
+func weighShared(t *testing.T, writesLeave []int) ([2]int, bool) {
+	t.Helper()
+	l, _ := fixedLimiter(t, Buckets{})
+	lg := l.learn
+	lg.model = map[string]BucketState{
+		"w10": {ID: "w10", Classes: "w", Burst: 10, Rate: 11},
+		"r10": {ID: "r10", Classes: "r", Burst: 10, Rate: 2.5},
+	}
+	read := sample{bucket: "r10", class: "r", at: t0, limit: 10, remaining: 7, count: 3}
+	lg.noteAccepted("r", read.at)
+	lg.last["r10"] = read
+	merged := false
+	for i, rem := range writesLeave {
+		s := sample{bucket: "w10", class: "w", at: t0.Add(time.Duration(1+5*i) * time.Millisecond), limit: 10, remaining: rem, count: int64(20 + i)}
+		lg.noteAccepted("w", s.at)
+		lg.last["w10"] = s
+		if len(l.mergeIfShared(s, t0)) > 0 {
+			merged = true
+		}
+	}
+	return lg.shared[10], merged
+}
+
+// One bucket for reads and writes, drained by a burst of writes right
+// after a read: each write leaves one token fewer than the one before.
+// Compared with the read's 7 alone, 5, 3, 2, 1, 0 looked like a second
+// bucket (the demo's slow runs: 20 against, 5 for, merged late, 1.34× the
+// ideal); less the writes accepted in between, each is what one bucket
+// leaves.
+func TestABurstAfterTheOtherClassIsEvidenceOfOneBucket(t *testing.T) {
+	ev, merged := weighShared(t, []int{6, 5, 4, 3, 2, 1})
+	if ev[1] != 0 || !merged {
+		t.Errorf("evidence %v (for, against), merged %v; want nothing against and one bucket", ev, merged)
+	}
+}
+
+// Two buckets of one size (Essentials): writes that stay near 7 while the
+// same writes would have drained one shared bucket are evidence against.
+func TestWritesThatDoNotDrainTheReadsBucketAreEvidenceOfTwo(t *testing.T) {
+	ev, merged := weighShared(t, []int{6, 7, 6, 7, 6, 7})
+	if ev[1] < 3 || merged {
+		t.Errorf("evidence %v (for, against), merged %v; want most against and no merge", ev, merged)
+	}
+}

@@ -282,9 +282,10 @@ func (l *Limiter) refusedLately(id string) bool {
 
 // mergeIfShared weighs what an answer says about whether reads and writes
 // draw from one bucket of its size: an answer of one class that finds the
-// bucket about as empty as the last answer of the other class did, while
-// that one was well below full, is evidence for; one that finds it clearly
-// fuller is evidence against (two buckets of one size, as Essentials has).
+// bucket as empty as the last answer of the other class left it, less the
+// calls accepted since, while both were well below full, is evidence for;
+// one that finds it clearly fuller or emptier than that is evidence
+// against (two buckets of one size, as Essentials has).
 // Answers overtaking each other blur a few comparisons, at a cold start
 // most: after five answers for and at least three times as many for as
 // against, the write-named bucket paces
@@ -308,16 +309,23 @@ func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
 	if w.Window != 0 && !s.reset.IsZero() && !other.reset.IsZero() && (s.reset.Sub(other.reset) > 250*time.Millisecond || other.reset.Sub(s.reset) > 250*time.Millisecond) {
 		return nil // a window started between them: they say nothing of each other
 	}
-	slack := 1 + int(math.Ceil(math.Max(w.Rate, r.Rate)*dt.Seconds()))
+	// One bucket would hold what the other answer left, less the calls
+	// of either class accepted between the two and this one, plus what
+	// refilled meanwhile (at most both classes' paces). A burst of one
+	// class's answers right after one of the other's (Remaining 6, 5,
+	// 3, 2, 1, 0 against its 7) is just what one bucket shows.
+	between := len(lg.callsBetween("rw", other.at, s.at))
+	d := s.remaining - (other.remaining - between - 1)
+	slack := 1 + int(math.Ceil((w.Rate+r.Rate)*dt.Seconds()))
 	ev := lg.shared[s.limit]
 	switch {
-	case other.remaining <= s.limit-3 && s.remaining <= s.limit-3 && abs(s.remaining-other.remaining) <= slack:
+	case other.remaining <= s.limit-3 && s.remaining <= s.limit-3 && d >= -slack && d <= slack:
 		ev[0]++
-	case s.remaining-other.remaining >= slack+2 || other.remaining-s.remaining >= slack+2:
+	case d >= slack+2 || d <= -(slack+2):
 		ev[1]++
 	}
 	if ev != lg.shared[s.limit] {
-		l.log.Debug("one bucket for reads and writes?", "size", s.limit, "same", ev[0], "different", ev[1], "remaining", s.remaining, "other", other.remaining, "dt", dt)
+		l.log.Debug("one bucket for reads and writes?", "size", s.limit, "same", ev[0], "different", ev[1], "remaining", s.remaining, "other", other.remaining, "between", between, "dt", dt)
 	}
 	lg.shared[s.limit] = ev
 	need := 5
@@ -330,13 +338,6 @@ func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
 	l.log.Info("reads and writes draw from one bucket: pacing both by it", "bucket", w.ID, "size", s.limit)
 	w.Classes, r.Classes = "rw", "-"
 	return []BucketState{w, r}
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 // rateAt is a rate and when it was set or seen.
