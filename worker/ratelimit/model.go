@@ -47,8 +47,9 @@ import (
 //     before that raise at once, as TCP cuts on loss; and for 30 s no
 //     such evidence raises it past 97% of the lowest rate it refused at.
 //   - One bucket for both classes: answers to reads and writes close in
-//     time that find a bucket of one size equally empty (mergeIfShared)
-//     make the write-named bucket pace both classes and retire the
+//     time that find a bucket of one size as empty as one bucket would be
+//     (the other class's last Remaining less the calls accepted in
+//     between; mergeIfShared) make the write-named bucket pace both classes and retire the
 //     read-named one; otherwise each class, measured alone, would read the
 //     other's draws as a slow refill. For the same reason a measured refill
 //     lower than modelled is adopted only for a bucket that refused lately.
