@@ -71,6 +71,21 @@ func (lg *learning) callsBetween(classes string, from, to time.Time) []time.Time
 	return out
 }
 
+// countBetween is how many accepted calls of the classes in classes
+// arrived in (from, to): len(callsBetween(…)) without building the list.
+func (lg *learning) countBetween(classes string, from, to time.Time) int {
+	n := 0
+	for _, c := range classes {
+		a := lg.acceptedAt[string(c)] // sorted
+		i := sort.Search(len(a), func(i int) bool { return a[i].After(from) })
+		j := sort.Search(len(a), func(j int) bool { return !a[j].Before(to) })
+		if j > i {
+			n += j - i
+		}
+	}
+	return n
+}
+
 // fits reports whether every call finds a token (within the slacks) in a
 // bucket of size burst refilling at r that holds start tokens at from.
 func fits(calls []time.Time, burst int, r, start float64, from time.Time) bool {

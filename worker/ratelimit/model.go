@@ -315,7 +315,7 @@ func (l *Limiter) mergeIfShared(s sample, now time.Time) []BucketState {
 	// refilled meanwhile (at most both classes' paces). A burst of one
 	// class's answers right after one of the other's (Remaining 6, 5,
 	// 3, 2, 1, 0 against its 7) is just what one bucket shows.
-	between := len(lg.callsBetween("rw", other.at, s.at))
+	between := lg.countBetween("rw", other.at, s.at)
 	d := s.remaining - (other.remaining - between - 1)
 	slack := 1 + int(math.Ceil((w.Rate+r.Rate)*dt.Seconds()))
 	ev := lg.shared[s.limit]
