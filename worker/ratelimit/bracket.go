@@ -61,11 +61,9 @@ func (lg *learning) noteAccepted(cls string, at time.Time) {
 func (lg *learning) callsBetween(classes string, from, to time.Time) []time.Time {
 	var out []time.Time
 	for _, c := range classes {
-		for _, t := range lg.acceptedAt[string(c)] {
-			if t.After(from) && t.Before(to) {
-				out = append(out, t)
-			}
-		}
+		a := lg.acceptedAt[string(c)]
+		i, j := arrivedIn(a, from, to)
+		out = append(out, a[i:j]...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
 	return out
@@ -76,14 +74,18 @@ func (lg *learning) callsBetween(classes string, from, to time.Time) []time.Time
 func (lg *learning) countBetween(classes string, from, to time.Time) int {
 	n := 0
 	for _, c := range classes {
-		a := lg.acceptedAt[string(c)] // sorted
-		i := sort.Search(len(a), func(i int) bool { return a[i].After(from) })
-		j := sort.Search(len(a), func(j int) bool { return !a[j].Before(to) })
-		if j > i {
-			n += j - i
-		}
+		i, j := arrivedIn(lg.acceptedAt[string(c)], from, to)
+		n += j - i
 	}
 	return n
+}
+
+// arrivedIn returns the bounds [i, j) of the instants of the sorted a that
+// fall in (from, to); i == j when none do.
+func arrivedIn(a []time.Time, from, to time.Time) (i, j int) {
+	i = sort.Search(len(a), func(k int) bool { return a[k].After(from) })
+	j = sort.Search(len(a), func(k int) bool { return !a[k].Before(to) })
+	return i, max(i, j)
 }
 
 // fits reports whether every call finds a token (within the slacks) in a

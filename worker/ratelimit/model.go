@@ -49,8 +49,8 @@ import (
 //   - One bucket for both classes: answers to reads and writes close in
 //     time that find a bucket of one size as empty as one bucket would be
 //     (the other class's last Remaining less the calls accepted in
-//     between; mergeIfShared) make the write-named bucket pace both classes and retire the
-//     read-named one; otherwise each class, measured alone, would read the
+//     between; mergeIfShared) make the write-named bucket pace both
+//     classes and retire the read-named one; otherwise each class, measured alone, would read the
 //     other's draws as a slow refill. For the same reason a measured refill
 //     lower than modelled is adopted only for a bucket that refused lately.
 //   - 429: a bucket that refuses is empty, so the calls it accepted since

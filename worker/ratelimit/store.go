@@ -229,6 +229,11 @@ var answerScript = redis.NewScript(goneLua + rateLua + `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local h, id, cls = KEYS[1], ARGV[1], ARGV[2]
+-- The buckets the call drew from, with its counter in each.
+local drew = {}
+for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
+  drew[#drew + 1] = {d, tonumber(c)}
+end
 -- The call's counter in the bucket the answer describes (0: it did not
 -- draw from it).
 local callCount = tonumber(ARGV[4])
@@ -237,15 +242,15 @@ local callCount = tonumber(ARGV[4])
 -- call reserved before the two were found one drew from this class's
 -- bucket, not from that one: its counter there is not a place in the
 -- other's count (taken as one, a read's 2 against the writes' 72 put 70
--- calls' debt on the shared bucket: 3.5 s without a call).
+-- calls' debt on the shared bucket: 2.9 s without a call).
 if id ~= '' then
   local other = ((cls == 'w') and 'r' or 'w') .. string.sub(id, 2)
   local oc = redis.call('HGET', h, other .. ':cls') or ''
   if string.find(oc, cls, 1, true) then
     if id ~= other then
       callCount = 0
-      for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
-        if d == other then callCount = tonumber(c) end
+      for _, d in ipairs(drew) do
+        if d[1] == other then callCount = d[2] end
       end
     end
     id = other
@@ -261,11 +266,6 @@ end
 local pf = redis.call('HMGET', h, 'pause', 'pauseat')
 local pause = tonumber(pf[1] or '0') or 0
 local stale = tonumber(ARGV[12]) < (tonumber(pf[2] or '0') or 0)
--- The buckets the call drew from, with its counter in each.
-local drew = {}
-for d, c in string.gmatch(ARGV[11], '(%S+):(%d+)') do
-  drew[#drew + 1] = {d, tonumber(c)}
-end
 if not refused then
   for _, d in ipairs(drew) do
     -- A probe (a call past a used-up window whose end is not known) got
